@@ -1,0 +1,1 @@
+"""Pulumi components for harbor-platform: one ComponentResource per module."""

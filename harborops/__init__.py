@@ -1,0 +1,1 @@
+"""harborops: operations CLI for the Harbor sites (python -m harborops)."""

@@ -1,0 +1,3 @@
+from harborops.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""HTTP/S3 clients harborops speaks, each with its own error types."""

@@ -1,0 +1,5 @@
+"""harborops kamal: not implemented yet (see the open issue)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="(kamal: not implemented yet)")

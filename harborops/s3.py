@@ -1,0 +1,5 @@
+"""harborops s3: not implemented yet (see the open issue)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="(s3: not implemented yet)")
