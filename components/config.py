@@ -177,7 +177,7 @@ class StorageConfig(_Model):
     chunk_size: Annotated[int, Field(ge=5 * 1024 * 1024)] = 5 * 1024 * 1024
     encrypt: bool = False
     secure: bool = True
-    v4auth: bool = True
+    v4auth: bool = Field(default=True, alias="v4auth")
     #: Days before an incomplete multipart upload is aborted; null where the backend
     #: has no lifecycle support.
     abort_incomplete_multipart_upload_days: Annotated[int, Field(ge=1)] | None = 7
