@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -181,6 +182,9 @@ class StorageConfig(_Model):
     #: Days before an incomplete multipart upload is aborted; null where the backend
     #: has no lifecycle support.
     abort_incomplete_multipart_upload_days: Annotated[int, Field(ge=1)] | None = 7
+    #: The S3 driver's AWS SDK log level. The seed ran "debug", which logs every
+    #: request; "off" unless you are chasing a storage problem.
+    log_level: Literal["off", "debug", "debugwithsigning", "debugwithrequesterrors"] = "off"
     #: IAM user name (mode aws only).
     iam_user_name: str | None = None
 
@@ -236,7 +240,6 @@ class InstallConfig(_Model):
     harbor_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.13.0"
     http_port: Annotated[int, Field(ge=1, le=65535)] = 80
     data_volume: str = "/data"
-    storage_log_level: Literal["debug", "info", "warn", "error"] = "info"
     metric: MetricConfig = MetricConfig()
     database: DatabaseConfig = DatabaseConfig()
     jobservice: JobserviceConfig = JobserviceConfig()
@@ -562,3 +565,45 @@ def load_stack_config(config: pulumi.Config) -> StackConfig:
     if problems:
         raise ConfigError(problems)
     return stack_config
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """The secret config keys this stack needs, as secret Outputs (never plain text)."""
+
+    admin_password: pulumi.Output[str]
+    database_password: pulumi.Output[str]
+    s3_access_key: pulumi.Output[str] | None = None
+    s3_secret_key: pulumi.Output[str] | None = None
+    s3_admin_access_key: pulumi.Output[str] | None = None
+    s3_admin_secret_key: pulumi.Output[str] | None = None
+    peer_replication_secret: pulumi.Output[str] | None = None
+
+
+def read_stack_secrets(config: pulumi.Config, stack: StackConfig) -> StackSecrets:
+    """``require_secret`` exactly the keys this stack's modes need.
+
+    A missing key fails with Pulumi's own one-line ``Missing required configuration
+    variable`` message, which names the key and never a value.
+    """
+    mode = stack.storage.mode
+    needs_harbor_s3_keys = mode in ("s3-compatible", "existing")
+    needs_peer_secret = stack.replication.peer.credentials_from == "config"
+    return StackSecrets(
+        admin_password=config.require_secret("adminPassword"),
+        database_password=config.require_secret("databasePassword"),
+        s3_access_key=config.require_secret("s3AccessKey") if needs_harbor_s3_keys else None,
+        s3_secret_key=config.require_secret("s3SecretKey") if needs_harbor_s3_keys else None,
+        s3_admin_access_key=(
+            config.require_secret("s3AdminAccessKey") if mode == "s3-compatible" else None
+        ),
+        s3_admin_secret_key=(
+            config.require_secret("s3AdminSecretKey") if mode == "s3-compatible" else None
+        ),
+        peer_replication_secret=(
+            config.require_secret("peerReplicationSecret") if needs_peer_secret else None
+        ),
+    )
