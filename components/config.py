@@ -144,6 +144,17 @@ def _project_name(value: str) -> str:
     return value
 
 
+def _count_between(low: int, high: int, what: str, note: str = ""):
+    # A length check as an after-validator runs only once every item is valid, so a
+    # bad item is reported once, not also as "0 items".
+    def check(items: tuple) -> tuple:
+        if not low <= len(items) <= high:
+            raise ValueError(f"needs {low} to {high} {what}, got {len(items)}{note}")
+        return items
+
+    return check
+
+
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 SiteName = Literal["chi", "iad"]
@@ -292,7 +303,7 @@ DEFAULT_RETENTION_RULES: tuple[RetentionRule, ...] = (
 class RetentionConfig(_Model):
     schedule: PeriodicSchedule = "0 0 2 * * *"
     # Harbor refuses more than 15 rules per policy.
-    rules: Annotated[tuple[RetentionRule, ...], Field(min_length=1, max_length=15)] = (
+    rules: Annotated[tuple[RetentionRule, ...], AfterValidator(_count_between(1, 15, "rules", " (Harbor's limit is 15)"))] = (
         DEFAULT_RETENTION_RULES
     )
 
@@ -353,7 +364,9 @@ AUDIT_EVENT_TYPES: tuple[str, ...] = (
 class AuditLogPurgeConfig(_Model):
     schedule: PeriodicSchedule = "Daily"
     retention_hours: Annotated[int, Field(ge=1)] = 24 * 30
-    include_event_types: Annotated[tuple[Literal[AUDIT_EVENT_TYPES], ...], Field(min_length=1)] = (
+    include_event_types: Annotated[
+        tuple[Literal[AUDIT_EVENT_TYPES], ...], AfterValidator(_count_between(1, 100, "event types"))
+    ] = (
         AUDIT_EVENT_TYPES
     )
 

@@ -1,0 +1,213 @@
+"""Stack configuration: the committed stack files validate, and broken ones fail with the
+exact lines the user sees, one per problem, naming the key path and never a secret."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from components.config import (
+    ConfigError,
+    StackConfig,
+    check_harbor_cron,
+    validate_stack_config,
+)
+from tests.support.pulumi_program import PLACEHOLDER_SECRETS, run_program, stack_file_config
+
+
+@pytest.mark.parametrize("stack", ["chi", "iad"])
+def test_committed_stack_files_validate_against_the_models(stack: str) -> None:
+    config = validate_stack_config(stack_file_config(stack))
+    assert isinstance(config, StackConfig)
+    assert config.site.name == stack
+    assert config.storage.mode == "s3-compatible"
+    assert config.storage.region == "us-east-1"
+    assert config.storage.force_path_style is True
+    assert config.storage.chunk_size == 5 * 1024 * 1024
+    assert config.install.metric.port == 9090 and config.install.metric.path == "/metrics"
+    assert config.install.jobservice.max_job_workers == 20
+    assert [p.name for p in config.projects] == ["yourorg"]
+
+
+def test_chi_is_primary_and_iad_is_backup_each_on_its_own_endpoint() -> None:
+    chi = validate_stack_config(stack_file_config("chi"))
+    iad = validate_stack_config(stack_file_config("iad"))
+    assert (chi.site.role, iad.site.role) == ("primary", "backup")
+    assert chi.storage.endpoint != iad.storage.endpoint
+    assert (chi.replication.peer.site, iad.replication.peer.site) == ("iad", "chi")
+    # Only the primary pushes on events; the backup pulls every 10 minutes.
+    assert (chi.push_enabled, iad.push_enabled) == (True, False)
+    assert (chi.pull_enabled, iad.pull_enabled) == (False, True)
+    assert iad.replication.pull_schedule == "0 0/10 * * * *"
+
+
+def _broken(**changes: Any) -> dict[str, Any]:
+    """chi's committed config with dotted-path changes; value None deletes the key."""
+    config = copy.deepcopy(stack_file_config("chi"))
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = config
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is None:
+            del node[leaf]
+        else:
+            node[leaf] = value
+    return config
+
+
+BROKEN_CONFIGS = [
+    pytest.param(
+        _broken(storage__bucket=None),
+        ["storage.bucket: Field required"],
+        id="missing-bucket",
+    ),
+    pytest.param(
+        _broken(storage__buckt="x"),
+        ["storage.buckt: Extra inputs are not permitted"],
+        id="typo-key",
+    ),
+    pytest.param(
+        _broken(gc__workers=8),
+        ["gc.workers: Input should be less than or equal to 5"],
+        id="gc-workers-above-provider-limit",
+    ),
+    pytest.param(
+        _broken(gc__schedule="0 3 * * *"),
+        ["gc.schedule: Harbor cron needs 6 fields (seconds first, e.g. '0 0 3 * * *'), got 5"],
+        id="five-field-cron",
+    ),
+    pytest.param(
+        _broken(replication__pullSchedule="0 0/10 25 * * *"),
+        ["replication.pullSchedule: cron hour field 25 is outside 0-23"],
+        id="cron-out-of-range",
+    ),
+    pytest.param(
+        _broken(auditLogPurge__schedule="daily"),
+        ["auditLogPurge.schedule: write the schedule as one of Hourly, Daily, Weekly (exact case)"],
+        id="preset-wrong-case",
+    ),
+    pytest.param(
+        _broken(site__externalUrl="http://registry-chi.yourorg.example"),
+        ["site.externalUrl: must be an https:// URL (TLS terminates at the load balancer)"],
+        id="http-external-url",
+    ),
+    pytest.param(
+        _broken(site__role="leader"),
+        ["site.role: Input should be 'primary' or 'backup'"],
+        id="unknown-role",
+    ),
+    pytest.param(
+        _broken(storage__endpoint=None),
+        ["storage.endpoint: required when mode is s3-compatible"],
+        id="s3-compatible-without-endpoint",
+    ),
+    pytest.param(
+        _broken(system__robotNamePrefix="bot$"),
+        [
+            "system.robotNamePrefix: changing it from 'robot$' renames every robot login and "
+            "breaks the Kamal hosts; to do it anyway set acknowledgeRobotNamePrefixChange to 'bot$'"
+        ],
+        id="robot-prefix-change-unacknowledged",
+    ),
+    pytest.param(
+        _broken(robots__kamalProject="apps"),
+        ["robots.kamalProject: 'apps' is not in projects"],
+        id="kamal-project-unknown",
+    ),
+    pytest.param(
+        _broken(replication__peer__site="chi"),
+        ["replication.peer.site: must be the other site, not 'chi'"],
+        id="peer-is-self",
+    ),
+    pytest.param(
+        _broken(projects__0__retention__rules=[{"mostRecentlyPushed": 5}] * 16),
+        ["projects[0].retention.rules: needs 1 to 15 rules, got 16 (Harbor's limit is 15)"],
+        id="more-than-15-retention-rules",
+    ),
+    pytest.param(
+        _broken(projects__0__retention__rules=[{"mostRecentlyPushed": 5, "nDaysSinceLastPull": 3}]),
+        [
+            "projects[0].retention.rules[0]: set exactly one of mostRecentlyPushed, "
+            "mostRecentlyPulled, nDaysSinceLastPush, nDaysSinceLastPull, alwaysRetain"
+        ],
+        id="retention-rule-two-conditions",
+    ),
+    pytest.param(
+        _broken(projects__0__name="YourOrg", install__metric__port="ninety"),
+        [
+            "install.metric.port: Input should be a valid integer, unable to parse string as an integer",
+            "projects[0].name: must be lower-case letters and digits, with '.', '_' or '-' between them",
+        ],
+        id="two-problems-two-lines",
+    ),
+    pytest.param(
+        _broken(replication__peer__credentialsFrom="config"),
+        ["replication.peer.robotName: required when credentialsFrom is config"],
+        id="peer-from-config-without-robot",
+    ),
+]
+
+
+@pytest.mark.parametrize(("config", "expected"), BROKEN_CONFIGS)
+def test_broken_configuration_fails_with_the_exact_lines(config: dict[str, Any], expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as failure:
+        validate_stack_config(config)
+    assert failure.value.problems == expected
+    assert str(failure.value) == "invalid stack configuration:\n" + "\n".join(expected)
+
+
+def test_acknowledged_robot_prefix_change_is_accepted() -> None:
+    config = validate_stack_config(
+        _broken(system__robotNamePrefix="bot$", system__acknowledgeRobotNamePrefixChange="bot$")
+    )
+    assert config.system.robot_name_prefix == "bot$"
+
+
+@pytest.mark.parametrize(
+    "cron", ["0 0/10 * * * *", "0 0 3 * * *", "0 0 4 * * 6", "*/30 * * * * ?", "0 0 0 1,15 * *"]
+)
+def test_valid_harbor_crons(cron: str) -> None:
+    assert check_harbor_cron(cron) == cron
+
+
+def test_program_reports_bad_config_before_declaring_any_resource() -> None:
+    run = run_program("chi", config={"gc": {"workers": 0, "schedule": "Daily"}})
+    assert isinstance(run.error, ConfigError)
+    assert str(run.error).splitlines() == [
+        "invalid stack configuration:",
+        "gc.workers: Input should be greater than or equal to 1",
+    ]
+    assert run.resources == []
+
+
+def test_program_refuses_unknown_top_level_key_and_plaintext_secret() -> None:
+    run = run_program(
+        "chi",
+        config={"projcts": [{"name": "x"}]},
+        secrets={"adminPassword": None},
+        plain_config={"adminPassword": "hunter2-plain"},
+    )
+    lines = str(run.error).splitlines()
+    assert lines[1:] == [
+        "adminPassword: must be set with `pulumi config set --secret adminPassword`",
+        "projcts: unknown config key (known: site, storage, install, projects, robots, gc, "
+        "auditLogPurge, system, replication)",
+    ]
+    assert "hunter2-plain" not in str(run.error)
+
+
+def test_missing_secret_names_the_key_and_no_value() -> None:
+    run = run_program("chi", secrets={"s3SecretKey": None})
+    message = str(run.error)
+    assert "harbor-platform:s3SecretKey" in message
+    assert "Missing required configuration variable" in message
+    assert not any(value in message for value in PLACEHOLDER_SECRETS.values())
+
+
+def test_a_secret_pasted_into_a_plain_key_is_not_echoed() -> None:
+    run = run_program("chi", config={"storage": {**stack_file_config("chi")["storage"], "secretKey": "wJalr-SECRET"}})
+    assert str(run.error).splitlines()[1:] == ["storage.secretKey: Extra inputs are not permitted"]
+    assert "wJalr-SECRET" not in str(run.error)
