@@ -1,0 +1,454 @@
+"""Image pulls from Kamal deploy logs: a pure, streaming parser with no CLI code.
+
+What Kamal prints (checked against capistrano/sshkit lib/sshkit/formatters/pretty.rb
+and basecamp/kamal lib/kamal/commands/builder/base.rb, commands/accessory.rb,
+cli/main.rb, sshkit_with_ext.rb and bin/kamal):
+
+    Acquiring the deploy lock...                              <- a heading (Thor `say`)
+      INFO [58be8d1d] Running docker pull reg/app:v1 on host1 <- level rjust(6), [id]
+      INFO [58be8d1d] Finished in 3.100 seconds with exit status 0 (successful).
+      Finished all in 13.5 seconds                            <- print_runtime, no id
+      ERROR (SSHKit::Command::Failed): Exception while executing on host host1: docker exit status: 1
+
+- Lines from different hosts interleave; only the id pairs Running with Finished.
+- A command that fails with raise_on_non_zero_exit (every `docker pull`) never gets a
+  Finished line: SSHKit raises before logging the exit. Kamal then prints the ERROR
+  block (bin/kamal), with `Exceptions on N hosts:` and one `Exception while executing`
+  line per host when several failed, possibly after the `Finished all in` lines.
+- The app image is pulled with `docker pull`, accessories with `docker image pull`.
+  `docker run` pulls implicitly without a line of its own, so it is not counted, and
+  neither is the audit record "Pulled image with version" or the registry-mirror
+  probe (`docker info --format '{{index .RegistryConfig.Mirrors 0}}'`).
+
+The parser is fed decoded lines one at a time. `iter_pulls` adds the fast path: it
+reads bytes in large blocks and decodes only the few lines that can matter (see
+`_BlockScanner`), which is what keeps a gigabyte log faster than gawk.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+DOCKER_HUB = "docker.io"
+BLOCK_SIZE = 8 * 1024 * 1024
+BINARY_SNIFF_BYTES = 8192
+
+# CSI and OSC escapes. Kamal hard-codes "\e[31m...\e[0m" around its ERROR message
+# even when piped; SSHKit colours level, id and command on a TTY or SSHKIT_COLOR.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+# Copying a log from the GitHub Actions UI splices line-number links into the text,
+# digits and all: "Finished in [12](https://github.com/o/r/actions/runs/1/job/2#step:10:13)3.5".
+_GITHUB_LINE_LINK = re.compile(r"\[(\d+)\]\(https://github\.com/[^)\s]*\)")
+# search(), not match(): CI runners prefix timestamps, pastes lose the leading spaces.
+_COMMAND = re.compile(r"\[(?P<id>[0-9a-f]{4,40})\]\s+(?P<verb>Running|Finished)\s+(?P<rest>.*)$")
+# Greedy command, so " on " inside the command is kept and the last one wins.
+_RUNNING = re.compile(r"^(?P<cmd>.+)\s(?:on\s|as\s(?P<user>[^\s@]+)@)(?P<host>\S+)\s*$")
+_PULL = re.compile(r"^(?:/usr/bin/env\s+)?docker\s+(?P<sub>pull|image\s+pull)\s+(?P<args>.+)$")
+_FINISHED = re.compile(
+    r"^in\s+(?P<secs>\d+(?:\.\d+)?)\s+seconds\s+"
+    r"(?:with\s+exit\s+status\s+(?P<status>\d+)\s+\((?P<result>successful|failed)\)"
+    r"|command\s+(?P<old_result>successful|failed))"  # SSHKit < 1.8 had no exit status
+)
+_FINISHED_ALL = re.compile(r"Finished all in (?P<secs>\d+(?:\.\d+)?) seconds")
+_ERROR = re.compile(r"\bERROR \((?P<cls>[\w:]+)\):\s?(?P<msg>.*)$")
+_EXCEPTION = re.compile(
+    r"Exception while executing (?:on host |as [^\s@]+@)(?P<host>\S+?):\s"
+    r"(?:(?P<cmd>[\w./-]+) exit status: (?P<status>\d+))?"
+)
+_EXCEPTIONS_ON = re.compile(r"Exceptions on \d+ hosts:")
+# Headings that open a deploy (kamal deploy / redeploy / setup / build pull).
+_DEPLOY_HEADING = re.compile(
+    r"(?:^|\s)(?:Acquiring the deploy lock|Log into image registry|Build and push app image"
+    r"|Pull app image|Ensure Docker is installed)\.\.\.\s*$"
+)
+# docker pull options that take a value; every other option is a flag.
+_VALUE_OPTIONS = frozenset({"--platform"})
+
+# Substrings of every line the parser acts on, except Finished lines of open pulls,
+# which the scanner finds by their id. Keep in step with KamalLogParser.feed_line.
+SELECT_KEYWORDS: tuple[bytes, ...] = (
+    b"pull",
+    b"Finished all",
+    b"ERROR (",
+    b"Exception",
+    b"...",
+    b"](https://github.com/",  # a spliced link may split an open pull's id
+)
+
+
+class LogFormatError(ValueError):
+    """The input cannot be a Kamal log (binary data, broken gzip)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image reference split the way Docker normalises it."""
+
+    reference: str
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def image(self) -> str:
+        """Registry and repository without tag or digest, e.g. docker.io/library/redis."""
+        return f"{self.registry}/{self.repository}"
+
+
+def parse_image_reference(reference: str) -> ImageRef:
+    """Split `[registry/]repository[:tag][@digest]` by Docker's rules.
+
+    The first path component is a registry only if it contains '.' or ':' or is
+    'localhost' (or is a CI mask such as '***'); otherwise the registry is docker.io, and a one-component name
+    lives under `library/` (docker/distribution reference.ParseNormalizedNamed).
+
+    >>> parse_image_reference("redis:7").image
+    'docker.io/library/redis'
+    >>> parse_image_reference("localhost:5555/app@sha256:ab").registry
+    'localhost:5555'
+    """
+    name, _, digest = reference.partition("@")
+    first, slash, remainder = name.partition("/")
+    masked = bool(first) and first.strip("*") == ""  # CI masked the registry secret
+    if slash and (masked or "." in first or ":" in first or first == "localhost"):
+        registry, path = first, remainder
+    else:
+        registry, path = DOCKER_HUB, name
+    last_slash = path.rfind("/")
+    colon = path.rfind(":")
+    tag: str | None = None
+    if colon > last_slash:
+        path, tag = path[:colon], path[colon + 1 :]
+    if registry == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    return ImageRef(reference, registry, path, tag or None, digest or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """One image pull: a `docker pull` or `docker image pull` Running line and its end."""
+
+    deploy: int
+    source: str
+    line: int
+    command_id: str
+    command: str
+    host: str
+    ref: ImageRef
+    seconds: float | None
+    exit_status: int | None
+    outcome: str  # "ok" | "failed" | "unfinished"
+
+    @property
+    def success(self) -> bool:
+        return self.outcome == "ok"
+
+
+@dataclass(slots=True)
+class Deploy:
+    """A run of Kamal between its opening heading and its last `Finished all in`."""
+
+    number: int
+    source: str
+    seconds: float | None = None
+
+
+@dataclass(slots=True)
+class _OpenPull:
+    deploy: int
+    line: int
+    command_id: str
+    command: str
+    host: str
+    ref: ImageRef
+
+
+def clean_line(text: str) -> str:
+    """The line as Kamal printed it: no colours, no spliced links, no line ending."""
+    text = _ANSI.sub("", text)
+    if "](https://github.com/" in text:
+        text = _GITHUB_LINE_LINK.sub(r"\1", text)
+    return text.rstrip("\r\n")
+
+
+def _pull_command(command: str) -> tuple[str, ImageRef] | None:
+    """('docker pull', ref) when the command is a plain image pull, else None."""
+    match = _PULL.match(command.strip())
+    if match is None:
+        return None
+    words = match["args"].split()
+    index = 0
+    while index < len(words) and words[index].startswith("-"):
+        option = words[index]
+        index += 2 if option in _VALUE_OPTIONS else 1
+    if index >= len(words):
+        return None
+    reference = words[index].strip("'\"")
+    if not reference or reference.startswith("$"):
+        return None
+    kind = "docker image pull" if match["sub"] != "pull" else "docker pull"
+    return kind, parse_image_reference(reference)
+
+
+@dataclass
+class KamalLogParser:
+    """Turns Kamal log lines into Pull records, one source (file or stdin) at a time.
+
+    Feed every line (or only the lines `_BlockScanner` selects: the result is the
+    same) with `feed_line`, then call `finish`. Completed pulls collect in `ready`.
+    Deploy numbers continue across sources when one parser is reused via `next_source`.
+    """
+
+    source: str = "-"
+    ready: list[Pull] = field(default_factory=list)
+    deploys: list[Deploy] = field(default_factory=list)
+    _open: dict[str, _OpenPull] = field(default_factory=dict)
+    _deploy_open: bool = False
+    _in_error_block: bool = False
+
+    @property
+    def open_ids(self) -> tuple[str, ...]:
+        """Ids of pulls that started and have not finished: their Finished line matters."""
+        return tuple(self._open)
+
+    def next_source(self, source: str) -> None:
+        """Close what the previous source left open and continue with another one."""
+        self.finish()
+        self.source = source
+        self._deploy_open = False
+        self._in_error_block = False
+
+    def feed_line(self, raw: str, line_number: int) -> None:
+        text = clean_line(raw)
+        command = _COMMAND.search(text)
+        if command is not None:
+            if command["verb"] == "Running":
+                self._on_running(command["id"], command["rest"], line_number)
+            else:
+                self._on_finished(command["id"], command["rest"])
+            return
+        if (finished_all := _FINISHED_ALL.search(text)) is not None:
+            self._on_finished_all(float(finished_all["secs"]))
+        elif (error := _ERROR.search(text)) is not None:
+            self._in_error_block = True
+            self._on_exception_text(error["msg"])
+        elif self._in_error_block and (exception := _EXCEPTION.match(text.lstrip())) is not None:
+            self._resolve_from_exception(exception)
+        elif _DEPLOY_HEADING.search(text) is not None:
+            self._in_error_block = False
+            self._open_deploy()
+
+    def finish(self) -> None:
+        """End of input: pulls still open never finished."""
+        for open_pull in list(self._open.values()):
+            self._complete(open_pull, seconds=None, exit_status=None, outcome="unfinished")
+
+    # -- events --------------------------------------------------------------
+
+    def _on_running(self, command_id: str, rest: str, line_number: int) -> None:
+        running = _RUNNING.match(rest)
+        if running is None:
+            return
+        pull = _pull_command(running["cmd"])
+        if pull is None:
+            return
+        self._in_error_block = False
+        if not self._deploy_open:
+            self._open_deploy()
+        kind, ref = pull
+        self._open[command_id] = _OpenPull(
+            self.deploys[-1].number, line_number, command_id, kind, running["host"], ref
+        )
+
+    def _on_finished(self, command_id: str, rest: str) -> None:
+        open_pull = self._open.get(command_id)
+        if open_pull is None:
+            return
+        finished = _FINISHED.match(rest)
+        if finished is None:
+            return
+        result = finished["result"] or finished["old_result"]
+        status = int(finished["status"]) if finished["status"] is not None else None
+        if status is None:
+            status = 0 if result == "successful" else None
+        outcome = "ok" if result == "successful" else "failed"
+        self._complete(open_pull, seconds=float(finished["secs"]), exit_status=status, outcome=outcome)
+
+    def _on_finished_all(self, seconds: float) -> None:
+        # Nested print_runtime blocks (setup -> deploy) print several; the outermost,
+        # printed last, is the longest.
+        if self.deploys:
+            current = self.deploys[-1]
+            current.seconds = seconds if current.seconds is None else max(current.seconds, seconds)
+        self._deploy_open = False
+
+    def _on_exception_text(self, message: str) -> None:
+        exception = _EXCEPTION.match(message)
+        if exception is not None:
+            self._resolve_from_exception(exception)
+        elif _EXCEPTIONS_ON.match(message) is None:
+            self._in_error_block = False  # some other error: its lines are not ours
+
+    def _resolve_from_exception(self, exception: re.Match[str]) -> None:
+        host = exception["host"]
+        # Oldest open pull on that host first: with masked hosts (***) several share a name.
+        for open_pull in self._open.values():
+            if open_pull.host == host:
+                status = int(exception["status"]) if exception["status"] is not None else None
+                self._complete(open_pull, seconds=None, exit_status=status, outcome="failed")
+                return
+
+    def _open_deploy(self) -> None:
+        if self._deploy_open:
+            return
+        # Pulls of the previous deploy that neither finished nor failed in an ERROR
+        # block by now never will.
+        self.finish()
+        self.deploys.append(Deploy(len(self.deploys) + 1, self.source))
+        self._deploy_open = True
+
+    def _complete(self, open_pull: _OpenPull, *, seconds: float | None, exit_status: int | None, outcome: str) -> None:
+        del self._open[open_pull.command_id]
+        self.ready.append(
+            Pull(
+                deploy=open_pull.deploy,
+                source=self.source,
+                line=open_pull.line,
+                command_id=open_pull.command_id,
+                command=open_pull.command,
+                host=open_pull.host,
+                ref=open_pull.ref,
+                seconds=seconds,
+                exit_status=exit_status,
+                outcome=outcome,
+            )
+        )
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace")
+
+
+class _BlockScanner:
+    """Finds, in order, the lines of a block the parser can act on.
+
+    A line matters only if it holds one of SELECT_KEYWORDS or the id of an open pull.
+    bytes.find runs at memory speed, so the cost is a few passes over the block plus
+    Python work per selected line (about one line in ten for a typical deploy log)
+    instead of per line.
+    """
+
+    def __init__(self, parser: KamalLogParser) -> None:
+        self._parser = parser
+
+    def scan(self, block: bytes, first_line_number: int) -> int:
+        """Feed the block's selected lines; return the next block's first line number."""
+        parser = self._parser
+        find = block.find
+        keyword_at = {keyword: find(keyword) for keyword in SELECT_KEYWORDS}
+        id_at = {command_id: find(command_id.encode()) for command_id in parser.open_ids}
+        line_number = first_line_number
+        counted_to = 0
+        while True:
+            hits = [at for at in keyword_at.values() if at >= 0]
+            hits.extend(at for at in id_at.values() if at >= 0)
+            if not hits:
+                break
+            hit = min(hits)
+            start = block.rfind(b"\n", 0, hit) + 1
+            end = find(b"\n", hit)
+            if end < 0:
+                end = len(block)
+            line_number += block.count(b"\n", counted_to, start)
+            counted_to = start
+            parser.feed_line(_decode(block[start:end]), line_number)
+            resume = end + 1
+            for keyword, at in keyword_at.items():
+                if 0 <= at < resume:
+                    keyword_at[keyword] = find(keyword, resume)
+            open_ids = parser.open_ids
+            id_at = {
+                command_id: (
+                    find(command_id.encode(), resume)
+                    if (at := id_at.get(command_id, -1)) < resume
+                    else at
+                )
+                for command_id in open_ids
+            }
+        return line_number + block.count(b"\n", counted_to)
+
+
+def _open_stream(stream: BinaryIO) -> BinaryIO:
+    """Transparently gunzip when the stream starts with the gzip magic number."""
+    peek = getattr(stream, "peek", None)
+    head = peek(2)[:2] if peek is not None else b""
+    if head == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
+    return stream
+
+
+def _read_blocks(stream: BinaryIO, block_size: int) -> Iterator[bytes]:
+    """Blocks that end on a line boundary (the last one may not)."""
+    carry = b""
+    while True:
+        try:
+            chunk = stream.read(block_size)
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+            raise LogFormatError(f"not a readable log or gzip file ({exc})") from exc
+        if not chunk:
+            break
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield data[:cut]
+    if carry:
+        yield carry
+
+
+def scan_stream(
+    stream: BinaryIO,
+    parser: KamalLogParser,
+    *,
+    block_size: int = BLOCK_SIZE,
+    on_block: Callable[[], None] | None = None,
+) -> Iterator[Pull]:
+    """Parse one source with the fast path, yielding pulls as they complete."""
+    scanner = _BlockScanner(parser)
+    line_number = 1
+    first = True
+    for block in _read_blocks(_open_stream(stream), block_size):
+        if first:
+            first = False
+            if b"\0" in block[:BINARY_SNIFF_BYTES]:
+                raise LogFormatError("binary data, not a Kamal log")
+        line_number = scanner.scan(block, line_number)
+        if parser.ready:
+            yield from parser.ready
+            parser.ready.clear()
+        if on_block is not None:
+            on_block()
+    parser.finish()
+    yield from parser.ready
+    parser.ready.clear()
+
+
+def parse_lines(lines: Iterator[str] | list[str], source: str = "-") -> tuple[list[Pull], list[Deploy]]:
+    """Reference path: feed every line. Tests compare it with the fast path."""
+    parser = KamalLogParser(source=source)
+    pulls: list[Pull] = []
+    for number, line in enumerate(lines, start=1):
+        parser.feed_line(line, number)
+        pulls.extend(parser.ready)
+        parser.ready.clear()
+    parser.finish()
+    pulls.extend(parser.ready)
+    return pulls, parser.deploys
