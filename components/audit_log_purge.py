@@ -39,18 +39,8 @@ from pulumi.dynamic import (
 
 from components.dockerhub_catalog import ship_by_value
 
-#: The inputs this provider owns, in state as camelCase.
-OWNED_INPUTS: tuple[str, ...] = ("harborUrl", "schedule", "retentionHours", "includeEventTypes")
-
-#: Harbor's schedule presets, with the cron its UI sends for each.
-PRESET_CRONS: dict[str, str] = {
-    "Hourly": "0 0 * * * *",
-    "Daily": "0 0 0 * * *",
-    "Weekly": "0 0 0 * * 0",
-}
-
-#: Legacy operations (Harbor < 2.13); the handler still insists on the key.
-LEGACY_OPERATIONS = "create,delete,pull"
+# Methods below spell out their constants instead of reading module globals: the class
+# is shipped by value (ship_by_value) and must not depend on this module being importable.
 
 
 @ship_by_value
@@ -60,9 +50,13 @@ class AuditLogPurgeProvider(ResourceProvider):
     serialize_as_secret_always = False
 
     def configure(self, req: ConfigureRequest) -> None:
+        import json
         import os
 
-        site = req.config.get_object("site") or {}
+        # The host's Config has only get(); an object value may arrive as JSON text.
+        site = req.config.get("site") or {}
+        if isinstance(site, str):
+            site = json.loads(site)
         self.username = os.environ.get("HARBOR_USERNAME") or site.get("adminUsername") or "admin"
         self.password = os.environ.get("HARBOR_PASSWORD") or req.config.get("adminPassword") or ""
         self.verify_tls = not site.get("insecure", False)
@@ -129,14 +123,8 @@ class AuditLogPurgeProvider(ResourceProvider):
     def _current(self, harbor_url: str) -> dict[str, Any] | None:
         current = self._call("GET", harbor_url)
         # Harbor answers 200 with an empty body when no schedule exists.
-        if not current or not (current.get("schedule") or {}).get("type") in (
-            "Hourly",
-            "Daily",
-            "Weekly",
-            "Custom",
-        ):
-            return None
-        return current
+        kind = (current or {}).get("schedule", {}).get("type")
+        return current if kind in ("Hourly", "Daily", "Weekly", "Custom") else None
 
     def _apply(self, props: dict[str, Any]) -> dict[str, Any]:
         harbor_url = props["harborUrl"]
@@ -147,8 +135,8 @@ class AuditLogPurgeProvider(ResourceProvider):
     # ------------------------------------------------------------ CRUD
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(key, f"{key} is required") for key in
-                    ("harborUrl", "schedule", "retentionHours", "includeEventTypes") if not news.get(key)]
+        owned = ("harborUrl", "schedule", "retentionHours", "includeEventTypes")
+        failures = [CheckFailure(key, f"{key} is required") for key in owned if not news.get(key)]
         return CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -175,11 +163,12 @@ class AuditLogPurgeProvider(ResourceProvider):
         return UpdateResult(self._apply(news))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        self._call(
-            "PUT",
-            props["harborUrl"],
-            {"schedule": {"type": "None", "cron": ""}, "parameters": {"audit_retention_hour": 0, "include_operations": "create,delete,pull"}},
-        )
+        # Harbor has no DELETE for the schedule; type None switches it off.
+        off = {
+            "schedule": {"type": "None", "cron": ""},
+            "parameters": {"audit_retention_hour": 0, "include_operations": "create,delete,pull"},
+        }
+        self._call("PUT", props["harborUrl"], off)
 
 
 class AuditLogPurge(pulumi.dynamic.Resource):
