@@ -23,13 +23,14 @@ Why not the `harborapi` package: see README.md ("Harbor client").
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from harborops.errors import HarborOpsError, UsageError
@@ -105,7 +106,11 @@ def _none_is_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
-HarborTime = Annotated[datetime | None, BeforeValidator(_zero_time_is_none)]
+def _utc_if_naive(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+HarborTime = Annotated[datetime | None, BeforeValidator(_zero_time_is_none), AfterValidator(_utc_if_naive)]
 
 
 class _Model(BaseModel):
@@ -255,6 +260,7 @@ class HarborClient:
         self.username = username
         self._get_attempts = max(1, get_attempts)
         self._retry_wait = retry_wait
+        self._server_time: datetime | None = None
         self._http = httpx.Client(
             base_url=self.api_url,
             auth=httpx.BasicAuth(username, secret),
@@ -407,13 +413,28 @@ class HarborClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return self._check(self._request(method, path, **kwargs), method, path)
 
+    def server_now(self) -> datetime:
+        """Harbor's clock, from the Date header of its last answer (local clock before
+        the first one). Runtimes are computed against it, so a laptop whose clock is off
+        does not make executions look older or younger than they are."""
+        return self._server_time or datetime.now(UTC)
+
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self._http.request(method, path, **kwargs)
+            response = self._http.request(method, path, **kwargs)
+            self._note_server_time(response)
+            return response
         except httpx.TimeoutException as exc:
             raise HarborUnavailable(f"{self.base_url}: no answer to {method} {path} in time ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
             raise HarborUnavailable(f"cannot reach Harbor at {self.base_url}: {_reason(exc)}") from exc
+
+    def _note_server_time(self, response: httpx.Response) -> None:
+        try:
+            when = parsedate_to_datetime(response.headers["Date"])
+        except (KeyError, TypeError, ValueError):
+            return
+        self._server_time = when if when.tzinfo else when.replace(tzinfo=UTC)  # "-0000" parses naive
 
     def _check(self, response: httpx.Response, method: str, path: str) -> httpx.Response:
         status = response.status_code

@@ -52,6 +52,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 import pytest
+from werkzeug.http import http_date
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -116,6 +117,11 @@ class ScaledClock(EmulatorClock):
 
     def now(self) -> float:
         return (time.monotonic() - self._start) * self.speed
+
+
+def emulated_datetime(seconds: float) -> datetime:
+    """The wall-clock time the emulator shows for `seconds` on its clock."""
+    return EPOCH + timedelta(seconds=seconds)
 
 
 def _iso(seconds: float | None) -> str:
@@ -787,10 +793,15 @@ class HarborEmulator:
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log on stderr: tests read the CLI's stderr."""
+    """No access log on stderr (tests read the CLI's stderr); Date from the emulated clock."""
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header shows the emulated clock, so clients can compute runtimes against it."""
+        emulator: HarborEmulator = self.server.app.__self__  # type: ignore[attr-defined]
+        return http_date(emulated_datetime(emulator.clock.now()))
 
 
 def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
