@@ -1,5 +1,663 @@
-"""harborops pulls: not implemented yet (see the open issue)."""
+"""harborops pulls: image pull times from Kamal deploy logs, before and after.
+
+The seed measured the registry move with `grep -B1 | awk` one-liners over pasted
+logs. `pulls report` makes that a repeatable measurement: it pairs every
+`docker pull` with its end (harborops.kamal_log), groups the times, and compares a
+baseline with the current state.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from enum import Enum
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, TextIO
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, help="(pulls: not implemented yet)")
+from harborops.errors import HarborOpsError, UsageError
+from harborops.kamal_log import Deploy, KamalLogParser, LogFormatError, Pull, scan_stream, sniff_log
+
+JSON_VERSION = 1
+STAT_NAMES = ("min", "median", "p90", "p95", "max", "total")
+PLOT_GROUP_LIMIT = 25
+PLOT_POINTS_PER_GROUP = 200
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Image pull times from Kamal deploy logs, before and after.",
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+err = Console(stderr=True, highlight=False)
+
+
+class GroupBy(str, Enum):
+    host = "host"
+    registry = "registry"
+    image = "image"
+    repository = "repository"
+
+
+# -- statistics ----------------------------------------------------------------
+
+
+@dataclass
+class Histogram:
+    """Exact pull times in milliseconds, stored as value -> count.
+
+    SSHKit prints runtimes with '%5.3f', so integer milliseconds lose nothing, and
+    memory grows with the number of distinct times, not with the number of pulls:
+    a year of logs costs what a week does.
+    """
+
+    counts: dict[int, int] = field(default_factory=dict)
+    n: int = 0
+    total_ms: int = 0
+
+    def add(self, seconds: float) -> None:
+        ms = round(seconds * 1000)
+        self.counts[ms] = self.counts.get(ms, 0) + 1
+        self.n += 1
+        self.total_ms += ms
+
+    def _ranked(self) -> tuple[list[int], list[int]]:
+        values = sorted(self.counts)
+        ends: list[int] = []
+        running = 0
+        for value in values:
+            running += self.counts[value]
+            ends.append(running)
+        return values, ends
+
+    def quantiles(self, qs: Iterable[float]) -> list[float]:
+        """Linear interpolation between closest ranks (numpy's default method)."""
+        values, ends = self._ranked()
+
+        def at_rank(rank: int) -> int:
+            return values[bisect_right(ends, rank)]
+
+        result = []
+        for q in qs:
+            position = (self.n - 1) * q
+            low = math.floor(position)
+            high = min(low + 1, self.n - 1)
+            low_value, high_value = at_rank(low), at_rank(high)
+            result.append((low_value + (high_value - low_value) * (position - low)) / 1000)
+        return result
+
+    def sample(self, points: int) -> list[float]:
+        """At most `points` values spread evenly over the ranks, for strip plots."""
+        if self.n <= points:
+            return [value / 1000 for value in sorted(self.counts) for _ in range(self.counts[value])]
+        step = (self.n - 1) / (points - 1)
+        return self.quantiles(min(1.0, i * step / (self.n - 1)) for i in range(points))
+
+    def summary(self) -> dict[str, float | None]:
+        if self.n == 0:
+            return dict.fromkeys(STAT_NAMES)
+        low, median, p90, p95, high = self.quantiles((0.0, 0.5, 0.9, 0.95, 1.0))
+        return {
+            "min": low,
+            "median": round(median, 4),
+            "p90": round(p90, 4),
+            "p95": round(p95, 4),
+            "max": high,
+            "total": self.total_ms / 1000,
+        }
+
+
+@dataclass
+class GroupStats:
+    count: int = 0
+    failures: int = 0
+    times: Histogram = field(default_factory=Histogram)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "failures": self.failures, **self.times.summary()}
+
+
+@dataclass
+class DeployStats:
+    deploy: Deploy
+    pulls: int = 0
+    failures: int = 0
+    pull_ms: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "deploy": self.deploy.number,
+            "source": self.deploy.source,
+            "seconds": self.deploy.seconds,
+            "pulls": self.pulls,
+            "failures": self.failures,
+            "pull_seconds": self.pull_ms / 1000,
+        }
+
+
+@dataclass(frozen=True)
+class PullFilter:
+    """Which pulls a report looks at. Globs match case-sensitively, like Docker names."""
+
+    hosts: tuple[str, ...] = ()
+    registries: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    include_failed: bool = False
+
+    def matches(self, pull: Pull) -> bool:
+        if self.hosts and not any(fnmatchcase(pull.host, g) for g in self.hosts):
+            return False
+        if self.registries and not any(fnmatchcase(pull.ref.registry, g) for g in self.registries):
+            return False
+        if self.images:
+            names = (pull.ref.image, pull.ref.repository, pull.ref.reference)
+            if not any(fnmatchcase(name, g) for g in self.images for name in names):
+                return False
+        return True
+
+    def counts(self, pull: Pull) -> bool:
+        """Does this pull count (rows, count, times)? Failures are tallied either way."""
+        return pull.success or self.include_failed
+
+
+def group_key(pull: Pull, by: tuple[GroupBy, ...]) -> tuple[str, ...]:
+    fields = {
+        GroupBy.host: pull.host,
+        GroupBy.registry: pull.ref.registry,
+        GroupBy.image: pull.ref.image,
+        GroupBy.repository: pull.ref.repository,
+    }
+    return tuple(fields[key] for key in by)
+
+
+@dataclass
+class Collector:
+    """Folds a stream of pulls into per-group and per-deploy statistics."""
+
+    by: tuple[GroupBy, ...]
+    pull_filter: PullFilter
+    groups: dict[tuple[str, ...], GroupStats] = field(default_factory=dict)
+    pulls_seen: int = 0
+    pulls_matched: int = 0
+    bytes_read: int = 0
+    _deploys: dict[tuple[str, int], DeployStats] = field(default_factory=dict)
+    deploys_in_order: list[Deploy] = field(default_factory=list)
+
+    def add(self, pull: Pull) -> bool:
+        """Record a pull; True when it counts and so belongs in the per-pull rows."""
+        self.pulls_seen += 1
+        if not self.pull_filter.matches(pull):
+            return False
+        self.pulls_matched += 1
+        key = group_key(pull, self.by)
+        stats = self.groups.get(key)
+        if stats is None:
+            stats = self.groups[key] = GroupStats()
+        deploy = self._deploys.setdefault((pull.source, pull.deploy), DeployStats(Deploy(pull.deploy, pull.source)))
+        deploy.pulls += 1
+        if not pull.success:
+            stats.failures += 1
+            deploy.failures += 1
+        if not self.pull_filter.counts(pull):
+            return False
+        stats.count += 1
+        if pull.seconds is not None:
+            stats.times.add(pull.seconds)
+            deploy.pull_ms += round(pull.seconds * 1000)
+        return True
+
+    def deploys(self) -> list[DeployStats]:
+        result = []
+        for deploy in self.deploys_in_order:
+            stats = self._deploys.get((deploy.source, deploy.number)) or DeployStats(deploy)
+            stats.deploy = deploy  # the parser's record carries the `Finished all in` time
+            result.append(stats)
+        return result
+
+    def stats_rows(self) -> list[dict[str, Any]]:
+        return [
+            {"group": dict(zip((b.value for b in self.by), key, strict=True)), **stats.as_dict()}
+            for key, stats in sorted(self.groups.items())
+        ]
+
+
+def median_deploy_seconds(deploys: list[DeployStats]) -> float | None:
+    times = sorted(d.deploy.seconds for d in deploys if d.deploy.seconds is not None)
+    if not times:
+        return None
+    middle = len(times) // 2
+    return times[middle] if len(times) % 2 else (times[middle - 1] + times[middle]) / 2
+
+
+def delta(baseline: float | None, current: float | None) -> dict[str, float | None] | None:
+    if baseline is None or current is None:
+        return None
+    change = current - baseline
+    return {"abs": round(change, 4), "rel": round(change / baseline, 4) if baseline else None}
+
+
+def compare(baseline: Collector, current: Collector) -> list[dict[str, Any]]:
+    names = [b.value for b in current.by]
+    rows = []
+    for key in sorted(set(baseline.groups) | set(current.groups)):
+        before = baseline.groups.get(key)
+        after = current.groups.get(key)
+        before_d = before.as_dict() if before else None
+        after_d = after.as_dict() if after else None
+        deltas = None
+        if before_d and after_d:
+            deltas = {"count": after_d["count"] - before_d["count"]}
+            deltas.update({name: delta(before_d[name], after_d[name]) for name in STAT_NAMES})
+        rows.append({"group": dict(zip(names, key, strict=True)), "baseline": before_d, "current": after_d, "delta": deltas})
+    return rows
+
+
+# -- reading logs --------------------------------------------------------------
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _open_log(path: str, stack: ExitStack) -> tuple[BinaryIO, int | None]:
+    if path == "-":
+        return sys.stdin.buffer, None
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"{path}: no such log file")
+    if file.is_dir():
+        raise UsageError(f"{path}: is a directory, not a log file")
+    try:
+        stream = stack.enter_context(file.open("rb"))
+    except OSError as exc:
+        raise HarborOpsError(f"{path}: cannot read ({exc.strerror})") from exc
+    return stream, file.stat().st_size
+
+
+def precheck(paths: list[str]) -> None:
+    """Reject missing, empty and binary files before any output starts streaming."""
+    for path in paths:
+        if path == "-":
+            continue
+        with ExitStack() as stack:
+            stream, size = _open_log(path, stack)
+            if size == 0:
+                raise HarborOpsError(f"{path}: the log is empty")
+            try:
+                sniff_log(stream)
+            except LogFormatError as exc:
+                raise UsageError(f"{path}: {exc}") from exc
+
+
+def read_pulls(paths: list[str], collector: Collector, what: str) -> Iterator[Pull]:
+    """Pulls from every log in order, folded into `collector`; yields the counted ones."""
+    parser = KamalLogParser(source=paths[0])
+    with ExitStack() as stack, _progress() as progress:
+        for index, path in enumerate(paths):
+            if index:
+                parser.next_source(path)
+            stream, size = _open_log(path, stack)
+            task = progress.add_task(f"{what} {path}", total=size)
+
+            def advance(stream: BinaryIO = stream, task: Any = task) -> None:
+                if size is not None:
+                    progress.update(task, completed=stream.tell())
+
+            before = len(parser.deploys)
+            try:
+                for pull in scan_stream(stream, parser, on_block=advance):
+                    if collector.add(pull):
+                        yield pull
+            except LogFormatError as exc:
+                raise UsageError(f"{path}: {exc}") from exc
+            except OSError as exc:
+                raise HarborOpsError(f"{path}: cannot read ({exc})") from exc
+            collector.bytes_read += stream.tell() if size is not None else 0
+            if size == 0:
+                raise HarborOpsError(f"{path}: the log is empty")
+            collector.deploys_in_order.extend(parser.deploys[before:])
+    if collector.pulls_seen == 0:
+        label = "" if what == "log" else f"{what} "
+        raise HarborOpsError(f"no image pulls ('docker pull' or 'docker image pull') found in {label}{', '.join(paths)}")
+    if collector.pulls_matched == 0:
+        raise HarborOpsError(
+            f"{collector.pulls_seen} pulls in {what} {', '.join(paths)}, none matching --host/--registry/--image"
+        )
+
+
+# -- output ----------------------------------------------------------------------
+
+
+def pull_row(pull: Pull) -> dict[str, Any]:
+    return {
+        "deploy": pull.deploy,
+        "source": pull.source,
+        "line": pull.line,
+        "id": pull.command_id,
+        "host": pull.host,
+        "command": pull.command,
+        "reference": pull.ref.reference,
+        "image": pull.ref.image,
+        "registry": pull.ref.registry,
+        "repository": pull.ref.repository,
+        "tag": pull.ref.tag,
+        "digest": pull.ref.digest,
+        "seconds": pull.seconds,
+        "success": pull.success,
+        "exit_status": pull.exit_status,
+        "outcome": pull.outcome,
+    }
+
+
+ROW_FIELDS = (
+    "deploy", "source", "line", "id", "host", "command", "reference", "image", "registry",
+    "repository", "tag", "digest", "seconds", "success", "exit_status", "outcome",
+)
+
+
+def write_json(out: TextIO, pulls: Iterator[Pull], finish: Any) -> None:
+    """Stream the rows, then the statistics; nothing is written if reading fails first."""
+    started = False
+    for pull in pulls:
+        out.write(("," if started else '{"version": %d, "pulls": [' % JSON_VERSION) + "\n  ")
+        out.write(json.dumps(pull_row(pull)))
+        started = True
+    tail = finish()
+    out.write((("\n], " if started else '{"version": %d, "pulls": [], ' % JSON_VERSION)))
+    out.write(json.dumps(tail, indent=2)[1:].lstrip())
+    out.write("\n")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_delta(change: dict[str, float | None] | None) -> tuple[str, str]:
+    if change is None:
+        return "—", "—"
+    absolute, relative = change["abs"], change["rel"]
+    colour = "green" if (absolute or 0) < 0 else "red" if (absolute or 0) > 0 else "white"
+    rel = "—" if relative is None else f"{relative * 100:+.1f}%"
+    return f"[{colour}]{absolute:+.2f}[/{colour}]", f"[{colour}]{rel}[/{colour}]"
+
+
+def stats_table(collector: Collector) -> Table:
+    names = [b.value for b in collector.by]
+    table = Table(title=f"Image pull times by {' / '.join(names)} (seconds)")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for column in ("count", "failures", *STAT_NAMES):
+        table.add_column(column, justify="right")
+    for row in collector.stats_rows():
+        table.add_row(
+            *row["group"].values(),
+            str(row["count"]),
+            str(row["failures"]),
+            *(_fmt(row[name]) for name in STAT_NAMES),
+        )
+    return table
+
+
+def comparison_table(rows: list[dict[str, Any]], by: tuple[GroupBy, ...]) -> Table:
+    names = [b.value for b in by]
+    table = Table(title=f"Pull times by {' / '.join(names)}: baseline → current (seconds)")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for column in ("count", "failures", "median", "Δ", "Δ %", "p95", "Δ", "Δ %"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        before, after, deltas = row["baseline"] or {}, row["current"] or {}, row["delta"] or {}
+        cells = [
+            f"{before.get('count', '—')} → {after.get('count', '—')}",
+            f"{before.get('failures', '—')} → {after.get('failures', '—')}",
+        ]
+        for stat in ("median", "p95"):
+            cells += [f"{_fmt(before.get(stat))} → {_fmt(after.get(stat))}", *_fmt_delta(deltas.get(stat))]
+        table.add_row(*row["group"].values(), *cells)
+    return table
+
+
+def rows_table(pulls: list[Pull]) -> Table:
+    table = Table(title="Image pulls")
+    for column in ("deploy", "host", "image", "tag", "seconds", "exit", "outcome"):
+        numeric = column in ("deploy", "seconds", "exit")
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for pull in pulls:
+        table.add_row(
+            str(pull.deploy),
+            pull.host,
+            pull.ref.image,
+            pull.ref.tag or pull.ref.digest or "",
+            _fmt(pull.seconds, 3),
+            "—" if pull.exit_status is None else str(pull.exit_status),
+            pull.outcome,
+        )
+    return table
+
+
+def deploys_line(current: Collector, baseline: Collector | None) -> str:
+    deploys = current.deploys()
+    now = median_deploy_seconds(deploys)
+    text = f"{len(deploys)} deploys, median deploy time {_fmt(now, 1)} s (from 'Finished all in')"
+    if baseline is not None:
+        before = median_deploy_seconds(baseline.deploys())
+        change = delta(before, now)
+        text += f"; baseline {len(baseline.deploys())} deploys, median {_fmt(before, 1)} s"
+        if change is not None:
+            text += f", Δ {change['abs']:+.1f} s"
+    return text
+
+
+def write_csv_stats(out: TextIO, current: Collector, comparison: list[dict[str, Any]] | None) -> None:
+    names = [b.value for b in current.by]
+    writer = csv.writer(out, lineterminator="\n")
+    if comparison is None:
+        writer.writerow([*names, "count", "failures", *STAT_NAMES])
+        for row in current.stats_rows():
+            writer.writerow([*row["group"].values(), row["count"], row["failures"], *(_csv(row[n]) for n in STAT_NAMES)])
+        return
+    header = [*names, "count_baseline", "count", "failures_baseline", "failures"]
+    for stat in STAT_NAMES:
+        header += [f"{stat}_baseline", stat, f"{stat}_delta", f"{stat}_delta_rel"]
+    writer.writerow(header)
+    for row in comparison:
+        before, after, deltas = row["baseline"] or {}, row["current"] or {}, row["delta"] or {}
+        cells: list[Any] = [
+            _csv(before.get("count")), _csv(after.get("count")),
+            _csv(before.get("failures")), _csv(after.get("failures")),
+        ]
+        for stat in STAT_NAMES:
+            change = deltas.get(stat) or {}
+            cells += [_csv(before.get(stat)), _csv(after.get(stat)), _csv(change.get("abs")), _csv(change.get("rel"))]
+        writer.writerow([*row["group"].values(), *cells])
+
+
+def write_csv_rows(out: TextIO, pulls: Iterator[Pull]) -> None:
+    """One CSV row per pull; the header waits for the first row so errors leave no output."""
+    writer = csv.DictWriter(out, fieldnames=ROW_FIELDS, lineterminator="\n")
+    started = False
+    for pull in pulls:
+        if not started:
+            writer.writeheader()
+            started = True
+        writer.writerow({key: _csv(value) for key, value in pull_row(pull).items()})
+    if not started:
+        writer.writeheader()
+
+
+def _csv(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as in the JSON
+    return "" if value is None else value
+
+
+# -- plot ------------------------------------------------------------------------
+
+
+def _box_stats(hist: Histogram, label: str) -> dict[str, Any]:
+    q1, median, q3 = hist.quantiles((0.25, 0.5, 0.75))
+    reach = 1.5 * (q3 - q1)
+    values = [v / 1000 for v in sorted(hist.counts)]
+    inside = [v for v in values if q1 - reach <= v <= q3 + reach] or [median]
+    return {
+        "label": label, "med": median, "q1": q1, "q3": q3,
+        "whislo": min(inside), "whishi": max(inside), "fliers": [],
+    }
+
+
+def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> None:
+    """Box per group with the individual pulls strewn over it; baseline to the left."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    groups = set(current.groups) | (set(baseline.groups) if baseline else set())
+    timed = [k for k in groups if current.groups.get(k, GroupStats()).times.n or (baseline and baseline.groups.get(k, GroupStats()).times.n)]
+    if not timed:
+        raise HarborOpsError("nothing to plot: no pull has a duration (all failed or unfinished)")
+
+    def weight(key: tuple[str, ...]) -> int:
+        return current.groups.get(key, GroupStats()).times.n + (baseline.groups.get(key, GroupStats()).times.n if baseline else 0)
+
+    shown = sorted(sorted(timed, key=weight, reverse=True)[:PLOT_GROUP_LIMIT])
+    sides = [("baseline", baseline, "#9e9e9e", -0.2), ("current", current, "#1f77b4", 0.2)] if baseline else [("current", current, "#1f77b4", 0.0)]
+    width = 0.34 if baseline else 0.5
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(shown) + 2), 5.5), dpi=110)
+    for index, key in enumerate(shown):
+        for _name, collector, colour, offset in sides:
+            assert collector is not None
+            hist = collector.groups.get(key, GroupStats()).times
+            if hist.n == 0:
+                continue
+            position = index + offset
+            ax.bxp([_box_stats(hist, "")], positions=[position], widths=width, showfliers=False, patch_artist=True,
+                   boxprops={"facecolor": colour, "alpha": 0.35, "edgecolor": colour},
+                   medianprops={"color": colour, "linewidth": 2}, whiskerprops={"color": colour}, capprops={"color": colour})
+            points = hist.sample(PLOT_POINTS_PER_GROUP)
+            spread = [position + width * 0.35 * (((i * 0.6180339887) % 1.0) - 0.5) for i in range(len(points))]
+            ax.scatter(spread, points, s=14, color=colour, alpha=0.8, linewidths=0, zorder=3)
+            ax.annotate(f"n={hist.n}", (position, 0), xytext=(0, -2), textcoords="offset points",
+                        ha="center", va="top", fontsize=7, color=colour, annotation_clip=False)
+    labels = [" / ".join(key) for key in shown]
+    ax.set_xticks(range(len(shown)), labels, rotation=30 if max(map(len, labels)) > 12 else 0, ha="right" if max(map(len, labels)) > 12 else "center")
+    ax.set_xlim(-0.6, len(shown) - 0.4)
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("pull time (seconds)")
+    names = " / ".join(b.value for b in current.by)
+    extra = f" (largest {len(shown)} of {len(timed)} groups)" if len(timed) > len(shown) else ""
+    ax.set_title(f"Image pull times by {names}{extra}")
+    ax.grid(axis="y", alpha=0.3)
+    if baseline:
+        ax.legend(handles=[Patch(color=c, alpha=0.6, label=n) for n, _, c, _ in sides], loc="upper right")
+    fig.tight_layout()
+    try:
+        fig.savefig(path, format="png")
+    except OSError as exc:
+        raise HarborOpsError(f"--plot {path}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        plt.close(fig)
+
+
+# -- the command -------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    logs: Annotated[list[str] | None, typer.Argument(metavar="LOG...", help="Kamal logs (plain or .gz); '-' or none for stdin.", show_default=False)] = None,
+    by: Annotated[list[GroupBy] | None, typer.Option("--by", help="Group statistics by this; repeat to combine. [default: repository]", show_default=False)] = None,
+    baseline: Annotated[list[str] | None, typer.Option("--baseline", metavar="LOG", help="Logs from before the change; repeat for several.", show_default=False)] = None,
+    host: Annotated[list[str] | None, typer.Option("--host", metavar="GLOB", help="Only hosts matching this glob; repeatable.", show_default=False)] = None,
+    registry: Annotated[list[str] | None, typer.Option("--registry", metavar="GLOB", help="Only registries matching this glob; repeatable.", show_default=False)] = None,
+    image: Annotated[list[str] | None, typer.Option("--image", metavar="GLOB", help="Only images (registry/repository, repository or the reference as written) matching this glob; repeatable.", show_default=False)] = None,
+    include_failed: Annotated[bool, typer.Option("--include-failed", help="Count failed and unfinished pulls in rows and times, not only in 'failures'.")] = False,
+    rows: Annotated[bool, typer.Option("--rows", help="List every pull instead of the statistics (table and CSV; JSON always has both).")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON document on stdout (shape in README).")] = False,
+    csv_output: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw box and strip plots per group, baseline beside current.", show_default=False)] = None,
+) -> None:
+    """Pull times per host, registry, image or repository from Kamal deploy logs.
+
+    Example: harborops pulls report --by host --baseline before.log.gz after.log --plot pulls.png
+    """
+    if json_output and csv_output:
+        raise UsageError("--json and --csv: choose one output format")
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise UsageError(f"--plot {plot}: the file name must end in .png")
+        if not plot.parent.is_dir():
+            raise UsageError(f"--plot {plot}: directory {plot.parent} does not exist")
+    paths = logs or ["-"]
+    if paths == ["-"] and sys.stdin.isatty():
+        raise UsageError("give one or more LOG files, or pipe a Kamal log on stdin")
+    if baseline and "-" in baseline and "-" in paths:
+        raise UsageError("--baseline and LOG cannot both read stdin")
+    precheck(list(baseline or ()) + paths)
+    group_by = tuple(dict.fromkeys(by or [GroupBy.repository]))
+    pull_filter = PullFilter(tuple(host or ()), tuple(registry or ()), tuple(image or ()), include_failed)
+
+    before: Collector | None = None
+    if baseline:
+        before = Collector(group_by, pull_filter)
+        for _ in read_pulls(list(baseline), before, "baseline"):
+            pass
+    current = Collector(group_by, pull_filter)
+    pulls = read_pulls(paths, current, "log")
+
+    if json_output:
+        def tail() -> dict[str, Any]:
+            result = {
+                "by": [b.value for b in group_by],
+                "include_failed": include_failed,
+                "stats": current.stats_rows(),
+                "deploys": [d.as_dict() for d in current.deploys()],
+                "baseline": None,
+                "comparison": None,
+            }
+            if before is not None:
+                result["baseline"] = {"stats": before.stats_rows(), "deploys": [d.as_dict() for d in before.deploys()]}
+                result["comparison"] = compare(before, current)
+            return result
+
+        write_json(sys.stdout, pulls, tail)
+    elif csv_output and rows:
+        write_csv_rows(sys.stdout, pulls)
+    else:
+        listed: list[Pull] = []
+        for pull in pulls:  # statistics fold as the stream is consumed
+            if rows:
+                listed.append(pull)
+        comparison = compare(before, current) if before is not None else None
+        if csv_output:
+            write_csv_stats(sys.stdout, current, comparison)
+        else:
+            out = Console(highlight=False)
+            if rows:
+                out.print(rows_table(listed))
+            elif comparison is not None:
+                out.print(comparison_table(comparison, group_by))
+            else:
+                out.print(stats_table(current))
+            out.print(deploys_line(current, before))
+    if plot is not None:
+        draw_plot(plot, current, before)
