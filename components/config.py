@@ -36,6 +36,7 @@ SECRET_KEYS: dict[str, str] = {
     "s3AdminAccessKey": "S3 key allowed to create the bucket (storage.mode s3-compatible)",
     "s3AdminSecretKey": "S3 secret allowed to create the bucket (storage.mode s3-compatible)",
     "peerReplicationSecret": "Peer's replication robot secret (replication.peer.credentialsFrom config)",
+    "dockerHubToken": "Docker Hub personal/organisation access token of dockerHubMirror.username (mirror stacks)",
 }
 
 
@@ -428,6 +429,51 @@ class ReplicationConfig(_Model):
     pull_enabled: bool | None = None
 
 
+# --------------------------------------------------------------------------- docker hub mirror (issue 3)
+# Owned by the Docker Hub mirror work stream (components/dockerhub_mirror.py).
+
+
+def _glob(value: str) -> str:
+    if not value.strip() or "/" in value:
+        raise ValueError("must be a non-empty repository-name glob without '/', e.g. 'app-*'")
+    return value
+
+
+DockerHubNamespace = Annotated[str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$", max_length=255)]
+RepositoryGlob = Annotated[str, AfterValidator(_glob)]
+
+
+class ProxyCacheConfig(_Model):
+    """A Harbor proxy-cache project in front of Docker Hub, for official images (ruby, postgres)."""
+
+    project: ProjectName = "dockerhub-proxy"
+    public: bool = False
+
+
+class DockerHubMirrorConfig(_Model):
+    """One pull-replication rule per repository of a Docker Hub organisation (config key
+    ``dockerHubMirror``; its token is the secret key ``dockerHubToken``)."""
+
+    namespace: DockerHubNamespace
+    target_project: ProjectName
+    username: Annotated[str, Field(min_length=1)]
+    registry_name: Annotated[str, Field(min_length=1)] = "docker-hub"
+    #: The Harbor registry endpoint. Harbor's docker-hub adapter talks to hub.docker.com.
+    endpoint_url: HttpsUrl = "https://hub.docker.com"
+    #: Where the program lists the catalogue; http allowed for a corporate proxy or a test.
+    api_url: HttpUrl = "https://hub.docker.com"
+    rule_name_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = "mirror-dockerhub-"
+    tag_filter: Annotated[str, Field(min_length=1)] = "**"
+    include: Annotated[tuple[RepositoryGlob, ...], Field(min_length=1)] = ("*",)
+    exclude: tuple[RepositoryGlob, ...] = ()
+    #: Share of the recorded catalogue that may vanish in one run without allowShrink.
+    max_shrink_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    allow_shrink: bool = False
+    max_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+    proxy_cache: ProxyCacheConfig | None = None
+
+
 # --------------------------------------------------------------------------- stack
 
 
@@ -443,6 +489,20 @@ class StackConfig(_Model):
     audit_log_purge: AuditLogPurgeConfig = AuditLogPurgeConfig()
     system: SystemConfig = SystemConfig()
     replication: ReplicationConfig
+    #: Docker Hub mirror (issue 3); absent on a stack that does not mirror.
+    docker_hub_mirror: DockerHubMirrorConfig | None = None
+
+    @model_validator(mode="after")
+    def _docker_hub_mirror_references(self) -> StackConfig:
+        mirror, names = self.docker_hub_mirror, [p.name for p in self.projects]
+        if mirror is not None and mirror.target_project not in names:
+            raise ValueError(f"dockerHubMirror.targetProject: {mirror.target_project!r} is not in projects")
+        if mirror is not None and mirror.proxy_cache is not None and mirror.proxy_cache.project in names:
+            raise ValueError(
+                f"dockerHubMirror.proxyCache.project: {mirror.proxy_cache.project!r} is already a normal "
+                "project; a proxy-cache project needs its own name"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_references(self) -> StackConfig:

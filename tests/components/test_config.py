@@ -194,7 +194,7 @@ def test_program_refuses_unknown_top_level_key_and_plaintext_secret() -> None:
     assert lines[1:] == [
         "adminPassword: must be set with `pulumi config set --secret adminPassword`",
         "projcts: unknown config key (known: site, storage, install, projects, robots, gc, "
-        "auditLogPurge, system, replication)",
+        "auditLogPurge, system, replication, dockerHubMirror)",
     ]
     assert "hunter2-plain" not in str(run.error)
 
