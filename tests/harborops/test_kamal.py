@@ -1,0 +1,321 @@
+"""``harborops kamal secrets`` / ``kamal registry`` with recorded stack outputs of both sites.
+
+The fixtures are what ``pulumi stack output --json --show-secrets`` prints for the chi
+stack (CI robot configured) and the iad stack (no CI robot), with placeholder secrets.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harborops.cli import main
+from tests.conftest import REPO_ROOT
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+CHI = FIXTURES / "stack-outputs-chi.json"
+IAD = FIXTURES / "stack-outputs-iad.json"
+CHI_MASKED = FIXTURES / "stack-outputs-chi-masked.json"
+SECRET_KEYS = ("kamalRegistryPassword", "ciRegistryPassword", "replicationRobotSecret", "harborYml")
+
+
+def outputs(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def all_secret_values() -> list[str]:
+    values = []
+    for path in (CHI, IAD):
+        values += [outputs(path)[key] for key in SECRET_KEYS if key in outputs(path)]
+    return values
+
+
+class TerminalStdin(io.StringIO):
+    """A stdin that says it is a terminal: nothing is piped in."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run(capsys, monkeypatch, *argv: str, stdin: io.StringIO | None = None) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "stdin", stdin if stdin is not None else TerminalStdin(""))
+    with pytest.raises(SystemExit) as exited:
+        main(["kamal", *argv])
+    captured = capsys.readouterr()
+    return int(exited.value.code or 0), captured.out, captured.err
+
+
+def assert_no_secret_in(text: str, allowed: tuple[str, ...] = ()) -> None:
+    for value in all_secret_values():
+        if value not in allowed:
+            assert value not in text
+
+
+@pytest.fixture
+def no_pulumi(monkeypatch, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+@pytest.fixture
+def fake_pulumi(monkeypatch, tmp_path) -> Path:
+    """A `pulumi` on PATH that prints the recorded outputs of the stack it is asked for."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "pulumi-calls"
+    script = bin_dir / "pulumi"
+    script.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import sys
+            args = sys.argv[1:]
+            with open({str(calls)!r}, "a") as log:
+                log.write(" ".join(args) + "\\n")
+            stack = args[args.index("--stack") + 1]
+            fixtures = {{"chi": {str(CHI)!r}, "iad": {str(IAD)!r}}}
+            if stack == "empty":
+                print("{{}}")
+            elif stack not in fixtures:
+                print(f"error: no stack named '{{stack}}' found", file=sys.stderr)
+                sys.exit(255)
+            else:
+                print(open(fixtures[stack]).read())
+            """
+        )
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+# -- kamal secrets -----------------------------------------------------------------
+def test_secrets_from_file_prints_the_password_line(capsys, monkeypatch, no_pulumi):
+    code, out, err = run(capsys, monkeypatch, "secrets", "--from", str(CHI))
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"# Kamal secrets for the chi registry, from {CHI} (harborops kamal secrets)",
+        "KAMAL_REGISTRY_PASSWORD=PlaceholderKamalSecretCHI0123456789ab",
+    ]
+    assert_no_secret_in(out, allowed=("PlaceholderKamalSecretCHI0123456789ab",))
+
+
+def test_secrets_read_piped_stdin_for_the_backup_site(capsys, monkeypatch, no_pulumi):
+    code, out, _ = run(capsys, monkeypatch, "secrets", "--site", "iad", stdin=io.StringIO(IAD.read_text()))
+    assert code == 0
+    assert out.splitlines()[1] == "KAMAL_REGISTRY_PASSWORD=PlaceholderKamalSecretIAD0123456789ab"
+    assert "from stdin" in out.splitlines()[0]
+
+
+def test_variable_names_are_configurable_and_extra_outputs_can_be_added(capsys, monkeypatch, no_pulumi):
+    code, out, _ = run(
+        capsys, monkeypatch, "secrets", "--from", str(CHI), "--password-var", "HARBOR_PASSWORD",
+        "--var", "CI_REGISTRY_PASSWORD=ciRegistryPassword", "--var", "KAMAL_REGISTRY_USERNAME=kamalRegistryUsername",
+    )
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        "HARBOR_PASSWORD=PlaceholderKamalSecretCHI0123456789ab",
+        "CI_REGISTRY_PASSWORD=PlaceholderCiSecretCHI0123456789abcd",
+        # Single quotes: Kamal's dotenv would expand "$yourorg" in a bare value.
+        "KAMAL_REGISTRY_USERNAME='robot$yourorg+kamal'",
+    ]
+
+
+def test_ci_secret_absent_on_a_site_without_ci_robot_is_named(capsys, monkeypatch, no_pulumi):
+    code, out, err = run(
+        capsys, monkeypatch, "secrets", "--site", "iad", "--from", str(IAD),
+        "--var", "CI_REGISTRY_PASSWORD=ciRegistryPassword",
+    )
+    assert code == 1
+    assert out == ""
+    assert "missing stack output(s): ciRegistryPassword" in err
+    assert len(err.strip().splitlines()) == 1
+    assert_no_secret_in(err)
+
+
+def test_secrets_to_file_are_created_0600_even_with_a_permissive_umask(capsys, monkeypatch, no_pulumi, tmp_path):
+    target = tmp_path / "secrets"
+    target.write_text("OLD=1\n")
+    target.chmod(0o644)  # an existing world-readable file must not keep its mode
+    previous_umask = os.umask(0)
+    try:
+        code, out, err = run(capsys, monkeypatch, "secrets", "--from", str(CHI), "--output", str(target))
+    finally:
+        os.umask(previous_umask)
+    assert code == 0
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text().splitlines()[1] == "KAMAL_REGISTRY_PASSWORD=PlaceholderKamalSecretCHI0123456789ab"
+    assert out == ""
+    assert f"to {target} (mode 0600)" in err
+    assert_no_secret_in(out + err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty-bin", "secrets"]  # no temp file left
+
+
+def test_output_into_a_missing_directory_is_misuse(capsys, monkeypatch, no_pulumi, tmp_path):
+    code, _, err = run(capsys, monkeypatch, "secrets", "--from", str(CHI), "-o", str(tmp_path / "nope" / "secrets"))
+    assert code == 2
+    assert "--output: directory" in err
+
+
+def run_on_a_terminal(*argv: str) -> tuple[int, str]:
+    """Run the CLI as a user would at a terminal: stdout is a real pty."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "harborops", "kamal", *argv],
+        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "200"},
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return process.wait(timeout=30), b"".join(chunks).decode()
+
+
+def test_refuses_to_print_secrets_to_a_terminal():
+    code, screen = run_on_a_terminal("secrets", "--from", str(CHI))
+    assert code == 2
+    assert "refusing to print secrets to a terminal" in screen
+    assert_no_secret_in(screen)
+
+
+def test_force_tty_prints_to_a_terminal():
+    code, screen = run_on_a_terminal("secrets", "--from", str(CHI), "--force-tty")
+    assert code == 0
+    assert "KAMAL_REGISTRY_PASSWORD=PlaceholderKamalSecretCHI0123456789ab" in screen
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{}", "the stack has no outputs; it has not been deployed yet (pulumi up --stack chi)"),
+        ("", "no stack outputs (empty input)"),
+        (CHI.read_text()[:200], "not valid JSON (line"),
+        ("[1, 2]", "expected a JSON object of stack outputs, got a list"),
+        (json.dumps({k: v for k, v in outputs(CHI).items() if k != "kamalRegistryPassword"}),
+         "missing stack output(s): kamalRegistryPassword"),
+        (CHI_MASKED.read_text(), "kamalRegistryPassword masked as [secret]; run pulumi with --show-secrets"),
+    ],
+    ids=["undeployed", "empty", "truncated", "not-an-object", "missing-password", "masked"],
+)
+def test_bad_input_is_one_clear_line_without_secrets(capsys, monkeypatch, no_pulumi, text, expected):
+    code, out, err = run(capsys, monkeypatch, "secrets", "--from", "-", stdin=io.StringIO(text))
+    assert code == 1
+    assert out == ""
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    assert_no_secret_in(err)
+
+
+def test_outputs_of_the_other_site_are_refused(capsys, monkeypatch, no_pulumi):
+    code, out, err = run(capsys, monkeypatch, "secrets", "--site", "iad", "--from", str(CHI))
+    assert code == 2
+    assert out == ""
+    assert "--site iad: these outputs are from site 'chi' (siteName)" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--var", "NOEQUALS"], "expected NAME=outputName"),
+        (["--var", "1BAD=kamalRegistryUsername"], "variable name '1BAD'"),
+        (["--var", "KAMAL_REGISTRY_PASSWORD=kamalRegistryPassword"], "variable given twice"),
+        (["--stack", "chi"], "--from and --stack"),
+        (["--site", "ord"], "ord"),
+    ],
+)
+def test_misuse_exits_2_naming_the_flag(capsys, monkeypatch, no_pulumi, argv, expected):
+    code, _, err = run(capsys, monkeypatch, "secrets", "--from", str(CHI), *argv)
+    assert code == 2
+    assert expected in err
+
+
+def test_no_input_and_no_pulumi_is_misuse(capsys, monkeypatch, no_pulumi):
+    code, _, err = run(capsys, monkeypatch, "secrets", "--site", "iad")
+    assert code == 2
+    assert "pulumi stack output --json --show-secrets --stack iad" in err
+    code, _, err = run(capsys, monkeypatch, "secrets", "--stack", "iad")
+    assert code == 2
+    assert "--stack: `pulumi` is not on PATH" in err
+
+
+# -- running pulumi ----------------------------------------------------------------
+def test_failover_is_one_command_when_pulumi_is_on_path(capsys, monkeypatch, fake_pulumi, tmp_path):
+    target = tmp_path / "kamal-secrets"
+    code, _, err = run(capsys, monkeypatch, "secrets", "--site", "iad", "-o", str(target))
+    assert code == 0, err
+    assert fake_pulumi.read_text().splitlines() == ["stack output --json --show-secrets --stack iad"]
+    assert "KAMAL_REGISTRY_PASSWORD=PlaceholderKamalSecretIAD0123456789ab" in target.read_text()
+    code, out, _ = run(capsys, monkeypatch, "registry", "--site", "iad")
+    assert code == 0
+    assert yaml.safe_load(out)["registry"]["server"] == "registry-iad.yourorg.example"
+
+
+def test_explicit_stack_name_is_passed_to_pulumi(capsys, monkeypatch, fake_pulumi):
+    code, _, _ = run(capsys, monkeypatch, "registry", "--stack", "iad", "--site", "iad")
+    assert code == 0
+    assert fake_pulumi.read_text().splitlines() == ["stack output --json --show-secrets --stack iad"]
+
+
+def test_pulumi_failure_and_undeployed_stack_are_reported(capsys, monkeypatch, fake_pulumi):
+    code, out, err = run(capsys, monkeypatch, "secrets", "--stack", "organization/harbor-platform/ord")
+    assert code == 1
+    assert out == ""
+    assert "failed (exit 255): error: no stack named 'organization/harbor-platform/ord' found" in err
+    code, _, err = run(capsys, monkeypatch, "secrets", "--stack", "empty")
+    assert code == 1
+    assert "has not been deployed yet" in err
+
+
+# -- kamal registry ----------------------------------------------------------------
+@pytest.mark.parametrize(("site", "fixture"), [("chi", CHI), ("iad", IAD)])
+def test_registry_block_for_deploy_yml(capsys, monkeypatch, no_pulumi, site, fixture):
+    code, out, _ = run(capsys, monkeypatch, "registry", "--site", site, "--from", str(fixture))
+    assert code == 0
+    assert out == (
+        "registry:\n"
+        f"  server: registry-{site}.yourorg.example\n"
+        "  username: robot$yourorg+kamal\n"
+        "  password:\n"
+        "  - KAMAL_REGISTRY_PASSWORD\n"
+    )
+    assert yaml.safe_load(out) == {
+        "registry": {
+            "server": f"registry-{site}.yourorg.example",
+            "username": "robot$yourorg+kamal",
+            "password": ["KAMAL_REGISTRY_PASSWORD"],
+        }
+    }
+    assert_no_secret_in(out)
+
+
+def test_registry_needs_no_secrets_and_follows_the_password_var(capsys, monkeypatch, no_pulumi):
+    code, out, _ = run(capsys, monkeypatch, "registry", "--from", str(CHI_MASKED), "--password-var", "HARBOR_PASSWORD")
+    assert code == 0
+    assert yaml.safe_load(out)["registry"]["password"] == ["HARBOR_PASSWORD"]
+
+
+def test_registry_names_missing_outputs(capsys, monkeypatch, no_pulumi):
+    partial = {k: v for k, v in outputs(IAD).items() if not k.startswith("kamalRegistry")}
+    code, _, err = run(capsys, monkeypatch, "registry", "--site", "iad", "--from", "-", stdin=io.StringIO(json.dumps(partial)))
+    assert code == 1
+    assert "missing stack output(s): kamalRegistryServer, kamalRegistryUsername" in err
