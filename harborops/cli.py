@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harborops import kamal, mirror, pulls, replication, s3, sites
 from harborops.errors import HarborOpsError
@@ -32,5 +33,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="harborops")
     except HarborOpsError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+        # escape(): messages may quote brackets (e.g. pulumi's "[secret]"), which rich would eat as markup
+        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)
