@@ -228,7 +228,7 @@ class _TransientStatus(Exception):
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (httpx.TransportError, _TransientStatus))
+    return isinstance(exc, (HarborUnavailable, _TransientStatus))
 
 
 class HarborClient:

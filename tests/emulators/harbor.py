@@ -344,6 +344,10 @@ class HarborEmulator:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.url = ""
+        self.latency = 0.0  # real seconds each API request takes
+        self.max_in_flight = 0  # the most requests seen at once
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
 
     # ---------------------------------------------------------------- seeding API
 
@@ -362,6 +366,12 @@ class HarborEmulator:
                             creation_time=self.clock.now())
             self._policies[policy.id] = policy
             return policy
+
+    def remove_policy(self, policy_id: int) -> None:
+        """Delete a rule; its executions stay, as in Harbor."""
+        with self._lock:
+            self._catch_up()
+            del self._policies[policy_id]
 
     def policy(self, policy_id: int) -> Policy:
         return self._policies[policy_id]
@@ -488,9 +498,11 @@ class HarborEmulator:
             self._settle(e, now)
 
     def _finish_preparing(self, e: Execution, now: float) -> None:
-        policy = self._policies[e.policy_id]
+        policy = self._policies.get(e.policy_id)
         outcome, e.planned_outcome = e.planned_outcome, ""
-        if outcome == "skipped":
+        if policy is None:  # deleted while the flow was starting
+            e.status, e.status_text, e.end_time = "Failed", f"policy {e.policy_id} not found", now
+        elif outcome == "skipped":
             e.status, e.status_text, e.end_time = "Failed", SKIPPED_TEXT, now
         elif outcome == "nothing":
             e.status, e.status_text, e.end_time = "Succeed", NO_RESOURCES_TEXT, now
@@ -553,7 +565,16 @@ class HarborEmulator:
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         request = Request(environ)
-        response = self._dispatch(request)
+        with self._in_flight_lock:
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        try:
+            if self.latency:
+                time.sleep(self.latency)  # outside the state lock: requests overlap as on a real server
+            response = self._dispatch(request)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
         headers = {k: v for k, v in request.headers.items()}
         raw_uri = environ.get("REQUEST_URI") or environ.get("RAW_URI") or request.full_path
         self.requests.append(RecordedRequest(request.method, request.path, raw_uri, request.query_string.decode(),

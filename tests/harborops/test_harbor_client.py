@@ -168,6 +168,22 @@ def test_harbor_down_is_unavailable() -> None:
     with HarborClient(url, "admin", PASSWORD, retry_wait=0, get_attempts=2) as client:
         with pytest.raises(HarborUnavailable, match="cannot reach Harbor"):
             client.current_user()
+        with pytest.raises(HarborUnavailable):
+            client.start_execution(1)
+
+
+def test_connection_errors_on_gets_are_retried(harbor: HarborEmulator) -> None:
+    attempts = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.method)
+        if len(attempts) < 3:
+            raise httpx.ConnectError("connection reset", request=request)
+        return httpx.Response(200, json={"username": "admin"})
+
+    with HarborClient(harbor.url, "admin", PASSWORD, retry_wait=0, transport=httpx.MockTransport(flaky)) as client:
+        assert client.current_user() == "admin"
+    assert attempts == ["GET", "GET", "GET"]
 
 
 def test_repository_names_with_slashes_are_double_encoded(harbor: HarborEmulator) -> None:

@@ -1,0 +1,129 @@
+"""`harborops replication status` and `watch`, run as a user runs them, against the emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harborops import replication
+from harborops.cli import main
+from tests.emulators.harbor import HarborEmulator, harbor  # noqa: F401  (the fixture)
+
+
+@pytest.fixture
+def env(harbor: HarborEmulator, monkeypatch: pytest.MonkeyPatch) -> HarborEmulator:
+    monkeypatch.setenv("HARBOR_URL", harbor.url)
+    monkeypatch.setenv("HARBOR_USERNAME", "admin")
+    monkeypatch.setenv("HARBOR_PASSWORD", harbor.password)
+    monkeypatch.setenv("COLUMNS", "200")  # rich wraps tables to the terminal width
+    return harbor
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_status_reads_every_page_and_names_rules_with_one_policy_list(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policies = [env.add_policy(f"mirror-dockerhub-r{i:03d}", task_seconds=100_000) for i in range(230)]
+    finished = env.add_policy("mirror-dockerhub-done", task_seconds=1)
+    env.start_execution(finished.id)
+    env.clock.advance(10)
+    for policy in policies:  # each one starts 2 s after the previous: distinct runtimes
+        env.start_execution(policy.id)
+        env.clock.advance(2)
+
+    code, out, err = run(capsys, "replication", "status", "--json")
+
+    rows = json.loads(out)
+    assert (code, err) == (0, "")
+    assert len(rows) == 230 and {r["status"] for r in rows} == {"InProgress"}
+    assert rows[0]["rule_name"] == "mirror-dockerhub-r000"  # longest first
+    assert rows[0]["runtime_seconds"] == 460 and rows[-1]["runtime_seconds"] == 2
+    assert rows[0]["end_time"] is None
+    executions_calls = env.api_requests("GET", "/replication/executions")
+    assert len(executions_calls) == 3 and all("status=InProgress" in r.query for r in executions_calls)
+    assert len(env.api_requests("GET", "/replication/policies")) == 3  # 231 policies, 100 a page
+    assert not [r for r in env.requests if r.path.startswith("/api/v2.0/replication/policies/")]
+
+
+def test_status_json_fields_are_the_documented_ones(env: HarborEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = env.add_policy("mirror-dockerhub-alpine", artifacts=3, task_seconds=50)
+    env.workers = 1
+    env.start_execution(policy.id)
+    env.clock.advance(60)
+
+    code, out, _ = run(capsys, "replication", "status", "--json")
+
+    assert code == 0
+    assert json.loads(out) == [{
+        "id": 1, "policy_id": policy.id, "rule_name": "mirror-dockerhub-alpine", "status": "InProgress",
+        "trigger": "manual", "runtime_seconds": 60, "start_time": "2026-01-05T09:00:00Z", "end_time": None,
+        "total": 3, "succeed": 1, "failed": 0, "in_progress": 2, "stopped": 0, "status_text": "",
+    }]
+
+
+def test_status_all_shows_finished_runs_and_deleted_rules(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = env.add_policy("mirror-dockerhub-gone", artifacts=0)
+    env.start_execution(gone.id)
+    env.clock.advance(5)
+    env.remove_policy(gone.id)
+
+    _, only_running, _ = run(capsys, "replication", "status")
+    code, table, _ = run(capsys, "replication", "status", "--all")
+
+    assert "No replication executions in progress." in only_running
+    assert code == 0
+    assert "(deleted policy)" in table and "Succeed" in table and "manual" in table
+    assert "Rule" in table and "Runtime" in table and "Start time (UTC)" in table
+
+
+def test_watch_flags_long_runners_and_tasks_stuck_pending(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(3):
+        env.start_execution(env.add_policy(f"mirror-dockerhub-r{i}", artifacts=2, task_seconds=10_000).id)
+    env.workers = 4
+    monkeypatch.setattr(replication, "sleep", lambda _: env.clock.advance(120))
+
+    code, out, err = run(capsys, "replication", "watch", "--interval", "0", "--count", "2",
+                         "--long-after", "1", "--workers", "4")
+
+    assert (code, err) == (0, "")
+    assert "InProgress: 3" in out
+    assert "3 running longer than 1m00s" in out
+    assert "2 tasks stuck Pending: all 4 job-service workers are busy" in out
+
+
+def test_watch_without_long_runners_or_waiting_tasks_flags_nothing(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.start_execution(env.add_policy("mirror-dockerhub-small", task_seconds=10_000).id)
+
+    code, out, _ = run(capsys, "replication", "watch", "--count", "1")
+
+    assert code == 0 and "InProgress: 1" in out
+    assert "longer than" not in out and "stuck Pending" not in out
+    assert not env.api_requests("GET", "/replication/executions/1/tasks")  # no need to look
+
+
+def test_watch_keeps_going_through_a_harbor_blip(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.start_execution(env.add_policy("mirror-dockerhub-r", task_seconds=10_000).id)
+    monkeypatch.setattr(replication, "sleep", lambda _: env.fail_next_requests(1, status=400))
+
+    code, out, err = run(capsys, "replication", "watch", "--count", "2")
+
+    assert (code, err) == (0, "")
+    assert "last refresh failed" in out and "InProgress: 1" in out
