@@ -1,5 +1,393 @@
-"""harborops mirror: not implemented yet (see the open issue)."""
+"""harborops mirror: start the Docker Hub mirror rules, paced against Docker Hub's rate limit.
+
+Replaces the seed's trigger-replication.sh, which started every rule of a letter,
+slept a fixed 10 seconds and moved on without waiting, so most of a large catalogue
+ended in 429s. The pacing itself lives in `harborops.mirror_scheduler` (pure, with
+an injectable clock); the selection, state file and --only-changed logic in
+`harborops.mirror_plan`. This module is the CLI around them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True, help="(mirror: not implemented yet)")
+from harborops.clients.dockerhub import DockerHubSettings, client_from_settings
+from harborops.clients.harbor import HarborClient, HarborError, HarborNotFound, HarborPreconditionFailed
+from harborops.errors import HarborOpsError, UsageError
+from harborops.mirror_plan import (
+    DEFAULT_PREFIX,
+    PlannedRule,
+    PolicyInfo,
+    default_state_file,
+    load_succeeded,
+    parse_range,
+    plan,
+    save_results,
+    select_policies,
+    source_repository,
+    split_only,
+    unchanged_since_last_success,
+)
+from harborops.mirror_scheduler import (
+    Clock,
+    ExecutionView,
+    Pacer,
+    PacingConfig,
+    RealClock,
+    RuleResult,
+    RuleStatus,
+    StartRefused,
+)
+from harborops.settings import TimeoutOption, UrlOption, UsernameOption, resolve_connection
+
+app = typer.Typer(no_args_is_help=True, help="Trigger the Docker Hub mirror rules, paced against the rate limit.")
+err = Console(stderr=True, highlight=False)
+
+# Injected by tests so the pacing sleeps move the emulator's clock instead of real time.
+make_clock: Callable[[], Clock] = RealClock
+
+FINAL_FOR_PROGRESS = frozenset({RuleStatus.SUCCEED, RuleStatus.FAILED, RuleStatus.STOPPED, RuleStatus.SKIPPED})
+EXIT_INTERRUPTED = 130
+
+
+class HarborReplicationApi:
+    """Adapts the Harbor client to the engine's `ReplicationApi`."""
+
+    def __init__(self, client: HarborClient) -> None:
+        self._client = client
+
+    def in_progress(self) -> list[ExecutionView]:
+        return [_view(e) for e in self._client.list_executions(status="InProgress")]
+
+    def start(self, policy_id: int) -> int:
+        try:
+            return self._client.start_execution(policy_id)
+        except (HarborPreconditionFailed, HarborNotFound) as exc:
+            raise StartRefused(str(exc)) from exc
+
+    def execution(self, execution_id: int) -> ExecutionView:
+        return _view(self._client.get_execution(execution_id))
+
+    def failure_text(self, execution_id: int) -> str:
+        """Why it failed: Docker Hub's 429 texts often appear only in the task logs."""
+        failed = self._client.list_tasks(execution_id, status="Failed")
+        return "\n".join(self._client.get_task_log(execution_id, task.id) for task in failed[:3])
+
+
+def _view(execution: Any) -> ExecutionView:
+    return ExecutionView(execution.id, execution.policy_id, execution.status, execution.status_text or "")
+
+
+@app.command()
+def trigger(
+    url: UrlOption = None,
+    username: UsernameOption = None,
+    prefix: Annotated[str, typer.Option("--prefix", help="Select the rules whose name starts with this.")] = DEFAULT_PREFIX,
+    letter_range: Annotated[
+        str | None, typer.Option("--range", help="Only rules whose first letter after the prefix is in this range, e.g. a-d.")
+    ] = None,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Only these rules (repeat, or comma-separate); the prefix may be left off.")
+    ] = None,
+    max_in_flight: Annotated[
+        int, typer.Option("--max-in-flight", help="At most this many executions of the selected rules at once.")
+    ] = 4,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between status polls.")] = 10.0,
+    backoff: Annotated[float, typer.Option("--backoff", help="Seconds of the first pause after a rate-limited failure.")] = 60.0,
+    max_backoff: Annotated[float, typer.Option("--max-backoff", help="Longest pause; the pause doubles up to it.")] = 900.0,
+    rate_limit_retries: Annotated[
+        int, typer.Option("--rate-limit-retries", help="Re-queue a rate-limited rule at most this many times.")
+    ] = 8,
+    retry_failed: Annotated[
+        int, typer.Option("--retry-failed", help="Re-run a rule that failed for another reason this many times.")
+    ] = 0,
+    only_changed: Annotated[
+        bool,
+        typer.Option(
+            "--only-changed",
+            help="Skip rules whose Docker Hub repository has not changed since their last success "
+            "(needs DOCKERHUB_USERNAME and DOCKERHUB_TOKEN).",
+        ),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; start nothing.")] = False,
+    state_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-file",
+            help="Where results are kept so a re-run skips rules that succeeded. "
+            "[default: $XDG_STATE_HOME/harborops/mirror-trigger.json]",
+            show_default=False,
+        ),
+    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore earlier successes in the state file.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Start the selected mirror rules, at most --max-in-flight at once, pausing on Docker Hub 429s.
+
+    Exit code 1 when any rule ended Failed, 130 after Ctrl-C (state saved first).
+
+    Example: harborops mirror trigger --range a-d --max-in-flight 3 --json
+    """
+    try:
+        config = PacingConfig(max_in_flight, poll_interval, backoff, max_backoff, rate_limit_retries, retry_failed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if only and letter_range:
+        raise UsageError("--only and --range select in different ways; give one of them")
+    letters = parse_range(letter_range) if letter_range else None
+    names = split_only(only or [])
+    hub_settings = _dockerhub_settings() if only_changed else None
+    connection = resolve_connection(url, username)
+    state_path = state_file or default_state_file()
+
+    with connection.client(timeout=timeout) as client:
+        client.current_user()  # fail early, with one line, on a wrong password
+        policies = _policies(client)
+        selected = select_policies(policies, prefix=prefix, letter_range=letters, only=names)
+        if not selected:
+            raise UsageError(f"no replication rule matches --prefix {prefix!r}" + (f" --range {letter_range}" if letters else ""))
+        succeeded = set() if fresh else load_succeeded(state_path, connection.url)
+        unchanged = _unchanged(client, hub_settings, selected) if hub_settings else {}
+        planned = plan(selected, already_succeeded=succeeded, unchanged=unchanged)
+        if dry_run:
+            _print_plan(planned, json_output)
+            return
+        pacer, interrupted = _run(client, planned, config, state_path, connection.url)
+
+    results = _results(planned, pacer)
+    _print_summary(results, pacer, interrupted, json_output)
+    if any(r.status is RuleStatus.FAILED for r in results):
+        raise typer.Exit(1)
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+# --- gathering ------------------------------------------------------------------------------
+
+
+def _dockerhub_settings() -> DockerHubSettings:
+    settings = DockerHubSettings()
+    if not settings.username or settings.token is None:
+        raise UsageError("--only-changed needs Docker Hub credentials: set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN")
+    return settings
+
+
+def _policies(client: HarborClient) -> list[PolicyInfo]:
+    return [
+        PolicyInfo(p.id, p.name, p.enabled, source_repository({"filters": [f.model_dump() for f in p.filters]}))
+        for p in client.list_policies()
+    ]
+
+
+def _unchanged(client: HarborClient, settings: DockerHubSettings, selected: list[PolicyInfo]) -> dict[str, str]:
+    """Ask Docker Hub when each repository last changed and Harbor when each rule last succeeded."""
+    namespaces = sorted({p.source_repository.split("/", 1)[0] for p in selected if p.source_repository})
+    last_updated: dict[str, datetime | None] = {}
+    with client_from_settings(settings) as hub:
+        for namespace in namespaces:
+            for repo in hub.list_repositories(namespace):
+                last_updated[f"{namespace}/{repo.name}"] = repo.last_updated
+    last_success: dict[str, datetime] = {}
+    for policy in selected:
+        if policy.source_repository not in last_updated:
+            continue  # not on Docker Hub (renamed?): run it, Harbor will say what it finds
+        # start_time, not end_time: a push during that run may not have been copied.
+        starts = [e.start_time for e in client.list_executions(policy_id=policy.id, status="Succeed") if e.start_time]
+        if starts:
+            last_success[policy.name] = max(starts)
+    return unchanged_since_last_success(selected, last_success=last_success, last_updated=last_updated)
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+def _run(
+    client: HarborClient, planned: list[PlannedRule], config: PacingConfig, state_path: Path, harbor_url: str
+) -> tuple[Pacer, bool]:
+    to_start = [p.rule for p in planned if p.action == "start"]
+    clock = make_clock()
+    stop = _StopFlag(clock)
+    finished: set[int] = set()
+
+    with _progress(len(to_start)) as (progress, task):
+
+        def on_update(result: RuleResult) -> None:
+            if result.status in FINAL_FOR_PROGRESS and result.rule.policy_id not in finished:
+                finished.add(result.rule.policy_id)
+                progress.advance(task)
+                save_results(state_path, harbor_url, [result], datetime.now(UTC))
+            progress.update(task, description=_progress_text(pacer))
+
+        pacer = Pacer(
+            HarborReplicationApi(client),
+            to_start,
+            config,
+            clock,
+            watch_ids=[p.rule.policy_id for p in planned],
+            should_stop=stop.is_set,
+            on_update=on_update,
+        )
+        with stop.installed():
+            try:
+                pacer.run()
+            except KeyboardInterrupt:  # a second Ctrl-C lands wherever it lands
+                stop.set()
+                pacer.interrupted = True
+                pacer.mark_unfinished()
+            except HarborError as exc:
+                save_results(state_path, harbor_url, pacer.results.values(), datetime.now(UTC))
+                raise HarborOpsError(f"{exc} (stopped starting rules; state saved to {state_path})") from exc
+    save_results(state_path, harbor_url, pacer.results.values(), datetime.now(UTC))
+    if pacer.interrupted:
+        err.print(f"stopped by Ctrl-C: no new starts; state saved to {state_path}")
+    return pacer, pacer.interrupted
+
+
+class _StopFlag:
+    """The first Ctrl-C asks the engine to stop starting rules; the second one is Python's."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._set = False
+        self._clock = clock
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        wake = getattr(self._clock, "wake", None)
+        if wake is not None:
+            wake()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum: int, frame: object) -> None:
+            self.set()
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread (e.g. some test runners): no handler
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[tuple[Progress, Any]]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    with progress:
+        yield progress, progress.add_task("starting", total=total)
+
+
+def _progress_text(pacer: Pacer) -> str:
+    counts = Counter(r.status for r in pacer.results.values())
+    text = f"running {counts[RuleStatus.IN_PROGRESS]}, failed {counts[RuleStatus.FAILED]}"
+    if pacer.stats.rate_limited_failures:
+        text += f", rate-limited {pacer.stats.rate_limited_failures}x"
+    return text
+
+
+def _results(planned: list[PlannedRule], pacer: Pacer) -> list[RuleResult]:
+    """Every selected rule, in name order: the skipped ones with their reason."""
+    results = []
+    for item in planned:
+        if item.action == "start":
+            results.append(pacer.results[item.rule.policy_id])
+        else:
+            results.append(RuleResult(item.rule, RuleStatus.SKIPPED, message=item.reason))
+    return results
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def _print_plan(planned: list[PlannedRule], json_output: bool) -> None:
+    if json_output:
+        rows = [
+            {"name": p.rule.name, "policy_id": p.rule.policy_id, "action": p.action, "reason": p.reason}
+            for p in planned
+        ]
+        typer.echo(json.dumps({"dry_run": True, "rules": rows}, indent=2))
+        return
+    table = Table(title="mirror trigger --dry-run: nothing was started")
+    for column in ("Rule", "Policy ID", "Action", "Reason"):
+        table.add_column(column)
+    for p in planned:
+        table.add_row(p.rule.name, str(p.rule.policy_id), p.action, p.reason)
+    Console().print(table)
+    starts = sum(1 for p in planned if p.action == "start")
+    Console().print(f"would start {starts} of {len(planned)} selected rules")
+
+
+def summary_document(results: list[RuleResult], pacer: Pacer, interrupted: bool) -> dict[str, Any]:
+    """The --json summary. Field names are stable; see README.md."""
+    last = pacer.stats.last_rate_limited_at
+    return {
+        "interrupted": interrupted,
+        "totals": dict(sorted(Counter(r.status.value for r in results).items())),
+        "rate_limited_failures": pacer.stats.rate_limited_failures,
+        "last_rate_limited_at": last.isoformat(timespec="seconds") if last else None,
+        "rules": [
+            {
+                "name": r.rule.name,
+                "policy_id": r.rule.policy_id,
+                "status": r.status.value,
+                "attempts": r.attempts,
+                "rate_limited": r.rate_limited,
+                "execution_id": r.execution_id,
+                "message": r.message,
+                "warning": r.warning,
+            }
+            for r in results
+        ],
+    }
+
+
+def _print_summary(results: list[RuleResult], pacer: Pacer, interrupted: bool, json_output: bool) -> None:
+    document = summary_document(results, pacer, interrupted)
+    if json_output:
+        typer.echo(json.dumps(document, indent=2))
+        return
+    table = Table(title="mirror trigger" + (" (stopped by Ctrl-C)" if interrupted else ""))
+    for column in ("Rule", "Status", "Attempts", "Rate-limited", "Execution", "Note"):
+        table.add_column(column)
+    styles = {"Succeed": "green", "Failed": "red", "Stopped": "yellow", "Skipped": "dim"}
+    for row in document["rules"]:
+        note = row["warning"] or row["message"]
+        style = "yellow" if row["warning"] else styles.get(row["status"], "")
+        table.add_row(
+            row["name"], row["status"], str(row["attempts"]), "yes" if row["rate_limited"] else "",
+            str(row["execution_id"] or ""), note, style=style,
+        )
+    console = Console()
+    console.print(table)
+    totals = ", ".join(f"{status} {count}" for status, count in document["totals"].items())
+    last = document["last_rate_limited_at"]
+    console.print(totals + (f"; last rate-limited failure at {last}" if last else ""))
+    warnings = [row for row in document["rules"] if row["warning"]]
+    for row in warnings:
+        err.print(f"[yellow]warning:[/yellow] {row['name']}: {row['warning']}")

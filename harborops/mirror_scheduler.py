@@ -143,6 +143,14 @@ def classify(execution: ExecutionView, failure_text: Callable[[], str]) -> Outco
     return Outcome.FAILED
 
 
+def _first_error(log: str, limit: int = 200) -> str:
+    """The first [ERROR] line of a task log, without its timestamp: the summary's reason."""
+    for line in log.splitlines():
+        if "[ERROR]" in line:
+            return line.split("[ERROR]", 1)[1].strip()[:limit]
+    return ""
+
+
 @dataclass(frozen=True)
 class PacingConfig:
     """Timing and bounds. Defaults suit a real Docker Hub; tests pass tiny values."""
@@ -251,7 +259,7 @@ class Pacer:
             if self._pending or self._running:
                 self._clock.sleep(self._config.poll_interval)
         if self.interrupted:
-            self._mark_unfinished()
+            self.mark_unfinished()
         return list(self.results.values())
 
     def _poll_running(self) -> None:
@@ -259,7 +267,16 @@ class Pacer:
             view = self._api.execution(running.execution_id)
             if view.status in FINAL_STATES:
                 del self._running[policy_id]
-                outcome = classify(view, lambda: self._api.failure_text(running.execution_id))
+                texts: list[str] = []  # fetched at most once, and only for failures
+
+                def failure_text(execution_id: int = running.execution_id) -> str:
+                    if not texts:
+                        texts.append(self._api.failure_text(execution_id))
+                    return texts[0]
+
+                outcome = classify(view, failure_text)
+                if outcome is Outcome.FAILED and not view.status_text:
+                    view = ExecutionView(view.id, view.policy_id, view.status, _first_error(failure_text()))
                 self._finish(running, view, outcome)
 
     def _adopt_or_count_others(self) -> int:
@@ -361,7 +378,8 @@ class Pacer:
             self._successes_this_round = 0
             self.stats.allowed_history.append(self._allowed)
 
-    def _mark_unfinished(self) -> None:
+    def mark_unfinished(self) -> None:
+        """After a stop: report what still runs in Harbor and what never started."""
         for running in self._running.values():
             result = self.results[running.rule.policy_id]
             result.status = RuleStatus.IN_PROGRESS

@@ -1,0 +1,269 @@
+"""`harborops mirror trigger`, run as a user runs it, against the loopback Harbor emulator.
+
+The pacing sleeps move the emulator's manual clock (`mirror.make_clock`), so a run
+that spans minutes of Harbor time takes milliseconds and is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harborops import mirror
+from harborops.cli import main
+from tests.emulators.dockerhub import DockerHubEmulator
+from tests.emulators.harbor import EPOCH, HarborEmulator, ManualClock, harbor  # noqa: F401  (the fixture)
+
+PASSWORD = "Harbor12345"
+HUB_TOKEN = "dckr_pat_never-print-me"
+FAST = ["--poll-interval", "1", "--backoff", "10", "--max-backoff", "30"]
+
+
+class EmulatorClock:
+    """The engine's clock, reading and moving the emulator's manual clock."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+
+    def monotonic(self) -> float:
+        return self._clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.advance(seconds)
+
+
+@pytest.fixture
+def env(harbor: HarborEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> HarborEmulator:
+    monkeypatch.setenv("HARBOR_URL", harbor.url)
+    monkeypatch.setenv("HARBOR_USERNAME", "admin")
+    monkeypatch.setenv("HARBOR_PASSWORD", harbor.password)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))  # the default state file stays in tmp
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setattr(mirror, "make_clock", lambda: EmulatorClock(harbor.clock))
+    return harbor
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        main(["mirror", "trigger", *argv])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert PASSWORD not in out + err and HUB_TOKEN not in out + err
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def by_name(out: str) -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in json.loads(out)["rules"]}
+
+
+def max_overlap(executions: list[dict[str, Any]]) -> int:
+    """Most executions InProgress at the same emulated moment."""
+    events = []
+    for e in executions:
+        events.append((e["start_time"], 1))
+        if e["end_time"] != "0001-01-01T00:00:00Z":
+            events.append((e["end_time"], -1))
+    running = peak = 0
+    for _, delta in sorted(events, key=lambda ev: (ev[0], ev[1])):  # ends before starts at a tie
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_caps_in_flight_counting_others_and_never_starts_a_running_rule(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    policies = [env.add_policy(f"mirror-dockerhub-app{i:02d}", task_seconds=5) for i in range(10)]
+    env.add_policy("other-rule")
+    elsewhere = env.start_execution(policies[3].id)  # someone started app03 in the UI
+
+    code, out, err = run(capsys, "--max-in-flight", "3", *FAST, "--json", "--state-file", str(tmp_path / "s.json"))
+
+    rows = by_name(out)
+    assert code == 0, err
+    assert {r["status"] for r in rows.values()} == {"Succeed"} and len(rows) == 10
+    assert rows["mirror-dockerhub-app03"]["attempts"] == 0
+    assert rows["mirror-dockerhub-app03"]["execution_id"] == elsewhere
+    assert len(env.api_requests("POST", "/replication/executions")) == 9
+    assert max_overlap(env.executions()) == 3
+    assert not [e for e in env.executions() if "skipped" in e["status_text"]]
+
+
+def test_rate_limited_failures_pause_every_start_and_requeue(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for i in range(10):
+        env.add_policy(f"mirror-dockerhub-app{i:02d}", task_seconds=5)
+    env.set_rate_limit(starts=4, window=60, where="task_log")  # the 429 only shows in task logs
+
+    code, out, err = run(capsys, "--max-in-flight", "4", *FAST, "--json", "--state-file", str(tmp_path / "s.json"))
+
+    document = json.loads(out)
+    assert code == 0, err
+    assert document["totals"] == {"Succeed": 10}
+    assert document["rate_limited_failures"] >= 1 and document["last_rate_limited_at"]
+    requeued = [r for r in document["rules"] if r["rate_limited"]]
+    assert requeued and all(r["attempts"] >= 2 for r in requeued)
+    executions = sorted(env.executions(), key=lambda e: e["id"])
+    first_failure = min(e["end_time"] for e in executions if e["status"] == "Failed")
+    # the pause: no start in the 10 s (--backoff) after the first rate-limited failure ended
+    ended = datetime.fromisoformat(first_failure.replace("Z", "+00:00"))
+    starts = [datetime.fromisoformat(e["start_time"].replace("Z", "+00:00")) for e in executions]
+    assert not [s for s in starts if ended < s < ended + timedelta(seconds=9)]
+
+
+def test_a_rule_rate_limited_past_the_bound_fails_with_exit_1(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env.add_policy("mirror-dockerhub-alpine")
+    env.set_rate_limit(starts=0, window=3600)
+
+    code, out, err = run(capsys, *FAST, "--rate-limit-retries", "2", "--json", "--state-file", str(tmp_path / "s.json"))
+
+    row = by_name(out)["mirror-dockerhub-alpine"]
+    assert code == 1
+    assert (row["status"], row["attempts"], row["rate_limited"]) == ("Failed", 3, True)
+    assert "rate-limited 3 times" in row["message"]
+
+
+def test_other_failures_are_not_retried_unless_asked_and_odd_results_are_named(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env.add_policy("mirror-dockerhub-broken", fail_text="{ts} [ERROR] manifest unknown: {src}\n")
+    env.add_policy("mirror-dockerhub-gone", artifacts=0)  # matches nothing upstream
+    env.add_policy("mirror-dockerhub-off", enabled=False)
+    env.add_policy("mirror-dockerhub-fine")
+
+    code, out, err = run(capsys, *FAST, "--state-file", str(tmp_path / "s.json"))
+
+    assert code == 1
+    lines = {line.split("│")[1].strip(): line for line in out.splitlines() if "│ mirror-dockerhub-" in line}
+    assert "Failed" in lines["mirror-dockerhub-broken"] and "manifest unknown" in lines["mirror-dockerhub-broken"]
+    assert "Succeed" in lines["mirror-dockerhub-gone"] and "no resources" in lines["mirror-dockerhub-gone"]
+    assert "Skipped" in lines["mirror-dockerhub-off"] and "disabled" in lines["mirror-dockerhub-off"]
+    assert "warning: mirror-dockerhub-gone" in err
+    broken = [e for e in env.executions() if e["policy_id"] == 1]
+    assert len(broken) == 1
+
+    code, out, err = run(capsys, *FAST, "--retry-failed", "2", "--json", "--state-file", str(tmp_path / "s.json"))
+    assert code == 1
+    assert by_name(out)["mirror-dockerhub-broken"]["attempts"] == 3
+
+
+def test_dry_run_prints_the_plan_and_sends_nothing(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for name in ("alpine", "busybox", "caddy", "nginx", "zulu"):
+        env.add_policy(f"mirror-dockerhub-{name}")
+    env.add_policy("mirror-dockerhub-debian", enabled=False)
+
+    code, out, err = run(capsys, "--range", "A-D", "--dry-run", "--json", "--state-file", str(tmp_path / "s.json"))
+
+    assert code == 0, err
+    plan = json.loads(out)
+    assert plan["dry_run"] is True
+    assert [(r["name"], r["action"]) for r in plan["rules"]] == [
+        ("mirror-dockerhub-alpine", "start"),
+        ("mirror-dockerhub-busybox", "start"),
+        ("mirror-dockerhub-caddy", "start"),
+        ("mirror-dockerhub-debian", "skip"),
+    ]
+    assert env.api_requests("POST") == [] and env.executions() == []
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_a_rerun_resumes_skipping_rules_that_already_succeeded(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env.add_policy("mirror-dockerhub-alpine")
+    broken = env.add_policy("mirror-dockerhub-broken", fail_text="{ts} [ERROR] boom\n")
+    env.add_policy("mirror-dockerhub-caddy")
+    state = tmp_path / "state.json"
+    assert run(capsys, *FAST, "--state-file", str(state))[0] == 1
+
+    broken.fail_text = None  # fixed upstream
+    code, out, err = run(capsys, *FAST, "--json", "--state-file", str(state))
+
+    rows = by_name(out)
+    assert code == 0, err
+    assert rows["mirror-dockerhub-alpine"]["status"] == "Skipped" and "earlier run" in rows["mirror-dockerhub-alpine"]["message"]
+    assert rows["mirror-dockerhub-broken"]["status"] == "Succeed"
+    assert len(env.api_requests("POST", "/replication/executions")) == 4  # 3, then only the broken one
+    recorded = json.loads(state.read_text())["sites"][env.url]["rules"]
+    assert {name: r["status"] for name, r in recorded.items()} == dict.fromkeys(rows, "Succeed")
+
+    code, out, _ = run(capsys, *FAST, "--json", "--fresh", "--only", "alpine", "--state-file", str(state))
+    assert code == 0 and by_name(out)["mirror-dockerhub-alpine"]["attempts"] == 1
+
+
+def test_only_changed_skips_repositories_untouched_since_the_last_success(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = env.add_policy("mirror-dockerhub-stale")
+    fresh = env.add_policy("mirror-dockerhub-fresh")
+    env.add_policy("mirror-dockerhub-never")  # never succeeded: always runs
+    env.clock.advance(3600)
+    for policy in (stale, fresh):
+        env.start_execution(policy.id)
+    env.clock.advance(60)  # both succeed at EPOCH + 1h
+    before, after = "2026-01-05T09:30:00Z", "2026-01-05T11:00:00Z"
+    assert EPOCH.isoformat().startswith("2026-01-05T09:00")
+    with DockerHubEmulator() as hub:
+        hub.add_namespace("yourorg", ["fresh", "never", "stale"], updated={"stale": before, "fresh": after, "never": before})
+        hub.add_user("ci-bot", HUB_TOKEN, member_of={"yourorg"})
+        monkeypatch.setenv("DOCKERHUB_BASE_URL", hub.url)
+        monkeypatch.setenv("DOCKERHUB_USERNAME", "ci-bot")
+        monkeypatch.setenv("DOCKERHUB_TOKEN", HUB_TOKEN)
+        code, out, err = run(capsys, *FAST, "--only-changed", "--json", "--state-file", str(tmp_path / "s.json"))
+
+    rows = by_name(out)
+    assert code == 0, err
+    assert rows["mirror-dockerhub-stale"]["status"] == "Skipped" and "unchanged" in rows["mirror-dockerhub-stale"]["message"]
+    assert rows["mirror-dockerhub-fresh"]["attempts"] == 1
+    assert rows["mirror-dockerhub-never"]["attempts"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--range", "z-a"], "--range 'z-a': z comes after a"),
+        (["--range", "abc"], "--range 'abc': expected two letters"),
+        (["--only", "alpine,nope"], "--only: no replication rule named nope"),
+        (["--only", "alpine", "--range", "a-b"], "--only and --range"),
+        (["--backoff", "60", "--max-backoff", "5"], "--max-backoff is out of range"),
+        (["--max-in-flight", "0"], "--max-in-flight is out of range"),
+        (["--only-changed"], "DOCKERHUB_USERNAME and DOCKERHUB_TOKEN"),
+        (["--prefix", "nothing-"], "no replication rule matches --prefix 'nothing-'"),
+    ],
+)
+def test_misuse_is_one_line_and_exit_2(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    monkeypatch.delenv("DOCKERHUB_USERNAME", raising=False)
+    monkeypatch.delenv("DOCKERHUB_TOKEN", raising=False)
+    env.add_policy("mirror-dockerhub-alpine")
+
+    code, out, err = run(capsys, *argv)
+
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err
+    assert env.api_requests("POST") == []
+
+
+def test_wrong_password_is_one_line_exit_1_and_never_printed(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARBOR_PASSWORD", "not-" + PASSWORD + "-at-all")
+    env.add_policy("mirror-dockerhub-alpine")
+
+    code, out, err = run(capsys, *FAST)
+
+    assert code == 1 and out == ""
+    assert "rejected the credentials" in err and "not-" not in err
