@@ -7,6 +7,11 @@ that spans minutes of Harbor time takes milliseconds and is deterministic.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from tests.emulators.harbor import EPOCH, HarborEmulator, ManualClock, harbor  #
 
 PASSWORD = "Harbor12345"
 HUB_TOKEN = "dckr_pat_never-print-me"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--poll-interval", "1", "--backoff", "10", "--max-backoff", "30"]
 
 
@@ -267,3 +273,31 @@ def test_wrong_password_is_one_line_exit_1_and_never_printed(
 
     assert code == 1 and out == ""
     assert "rejected the credentials" in err and "not-" not in err
+
+
+def test_ctrl_c_stops_new_starts_saves_state_and_prints_the_summary(harbor: HarborEmulator, tmp_path: Path) -> None:
+    """The real CLI in a subprocess, interrupted with SIGINT while executions run."""
+    for i in range(6):
+        harbor.add_policy(f"mirror-dockerhub-app{i}")  # the manual clock never moves: they run forever
+    state = tmp_path / "state.json"
+    env = {**os.environ, "HARBOR_URL": harbor.url, "HARBOR_USERNAME": "admin", "HARBOR_PASSWORD": harbor.password}
+    command = [sys.executable, "-m", "harborops", "mirror", "trigger", "--max-in-flight", "2",
+               "--poll-interval", "0.05", "--json", "--state-file", str(state)]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while len(harbor.api_requests("POST")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # several more polls: the cap holds, nothing else starts
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+
+    document = json.loads(out)
+    assert process.returncode == 130, err
+    assert "stopped by Ctrl-C" in err and "Traceback" not in err and PASSWORD not in out + err
+    assert document["interrupted"] is True
+    assert document["totals"] == {"InProgress": 2, "NotStarted": 4}
+    assert len(harbor.api_requests("POST")) == 2
+    assert json.loads(state.read_text())["version"] == 1
