@@ -18,8 +18,8 @@ import pytest
 
 from components.s3_policy import HARBOR_ACTIONS, policy_document
 from harborops.cli import main
-from harborops.clients.s3 import S3Client
-from harborops.s3 import SCRATCH_ROOT, _principal_arn
+from harborops.clients.s3 import S3Client, S3Target
+from harborops.s3 import SCRATCH_ROOT, _principal_arn, report_excess
 from tests.conftest import REPO_ROOT
 from tests.support.moto_server import AccessKey, MotoS3, moto_s3_server
 
@@ -316,3 +316,29 @@ def test_assumed_role_sessions_are_simulated_as_their_role():
         "arn:aws:iam::123456789012:role/harbor"
     )
     assert _principal_arn("arn:aws:iam::123456789012:user/harbor") == "arn:aws:iam::123456789012:user/harbor"
+
+
+def test_iam_simulation_is_used_where_iam_offers_it(monkeypatch):
+    """AWS's answer shape, canned: moto cannot simulate, and no test may reach AWS."""
+    asked: list[tuple[str, dict]] = []
+
+    def aws_like(self, service, operation, **params):
+        asked.append((operation, params))
+        if operation == "GetCallerIdentity":
+            return {"Arn": "arn:aws:sts::123456789012:assumed-role/harbor/deploy"}
+        return {"EvaluationResults": [
+            {"EvalActionName": name, "EvalDecision": "allowed" if name == "s3:DeleteBucket" else "implicitDeny"}
+            for name in params["ActionNames"]
+        ]}
+
+    monkeypatch.setattr(S3Client, "call_service", aws_like)
+    client = object.__new__(S3Client)
+    client.target = S3Target(bucket=BUCKET)
+    findings = {item["action"]: item for item in report_excess(client, f"{SCRATCH_ROOT}run/")}
+    assert findings["s3:DeleteBucket"] == {"action": "s3:DeleteBucket", "result": "allowed", "method": "iam-simulation"}
+    assert {item["result"] for name, item in findings.items() if name != "s3:DeleteBucket"} == {"denied"}
+    simulations = [params for operation, params in asked if operation == "SimulatePrincipalPolicy"]
+    assert {p["PolicySourceArn"] for p in simulations} == {"arn:aws:iam::123456789012:role/harbor"}
+    assert [p["ResourceArns"] for p in simulations] == [
+        [f"arn:aws:s3:::{BUCKET}"], [f"arn:aws:s3:::{BUCKET}/{SCRATCH_ROOT}run/x"], ["*"],
+    ]
