@@ -28,6 +28,9 @@ PROJECT_NAME = "harbor-platform"
 HARBOR_DEFAULT_ROBOT_PREFIX = "robot$"
 
 #: Secret config keys (``pulumi config set --secret KEY``). Never part of a model.
+#: load_stack_config refuses any ``harbor-platform:`` key that is neither here nor a
+#: StackConfig field: a new secret (e.g. the Docker Hub token) must be added here, a new
+#: model as an optional StackConfig field.
 SECRET_KEYS: dict[str, str] = {
     "adminPassword": "Harbor admin password: the provider's credential and harbor_admin_password",
     "databasePassword": "Password of Harbor's bundled PostgreSQL (harbor.yml database.password)",
