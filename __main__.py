@@ -3,6 +3,8 @@
 import pulumi
 
 from components.config import load_stack_config, read_stack_secrets
+from components.dockerhub_catalog import CATALOG_OUTPUT
+from components.dockerhub_mirror import DockerHubMirror, DockerHubMirrorArgs, load_catalog, read_docker_hub_token
 from components.harbor_site import HarborSite, HarborSiteArgs
 from components.replication_pair import ReplicationPair, ReplicationPairArgs, resolve_peer
 
@@ -23,6 +25,22 @@ if peer is not None:
             projects=list(site.projects.values()),
         ),
     )
+
+mirror_config = stack.docker_hub_mirror
+if mirror_config is not None:  # Docker Hub mirror rules: the catalogue is read now, rules declared in plain Python
+    mirror_token = read_docker_hub_token(config)
+    mirror = DockerHubMirror(
+        "dockerhub-mirror",
+        DockerHubMirrorArgs(
+            config=mirror_config,
+            catalog=load_catalog(mirror_config, mirror_token),
+            token=mirror_token.output,
+            target_project=site.projects[mirror_config.target_project],
+        ),
+        opts=pulumi.ResourceOptions(providers=[site.harbor_provider]),
+    )
+    pulumi.export(CATALOG_OUTPUT, mirror.catalog_record)
+    pulumi.export("dockerHubMirrorRules", mirror.rule_names)
 
 pulumi.export("siteName", stack.site.name)
 pulumi.export("siteRole", stack.site.role)
