@@ -27,7 +27,7 @@ import pulumi_aws as aws
 import pulumiverse_harbor as harbor
 
 from components.audit_log_purge import AuditLogPurge
-from components.config import StackConfig, StackSecrets
+from components.config import RetentionConfig, StackConfig, StackSecrets
 from components.harbor_yml import HarborYmlSecrets, render_harbor_yml
 from components.s3_policy import policy_json
 
@@ -64,7 +64,9 @@ class _Storage:
     secret_key: pulumi.Output[str]
 
 
-def _permission(kind: str, namespace: pulumi.Input[str], access: tuple[tuple[str, str], ...]):
+def _permission(
+    kind: str, namespace: pulumi.Input[str], access: tuple[tuple[str, str], ...]
+) -> harbor.RobotAccountPermissionArgs:
     return harbor.RobotAccountPermissionArgs(
         kind=kind,
         namespace=namespace,
@@ -219,7 +221,9 @@ class HarborSite(pulumi.ComponentResource):
         key = aws.iam.AccessKey(f"{self._name}-harbor-s3", user=user.name, opts=child)
         return _Storage(bucket.bucket, None, pulumi.Output.secret(key.id), pulumi.Output.secret(key.secret))
 
-    def _render_harbor_yml(self, config: StackConfig, secrets: StackSecrets, storage: _Storage):
+    def _render_harbor_yml(
+        self, config: StackConfig, secrets: StackSecrets, storage: _Storage
+    ) -> pulumi.Output[str]:
         def render(values: list[str]) -> str:
             bucket, admin, database, access, secret = values
             return render_harbor_yml(
@@ -274,7 +278,13 @@ class HarborSite(pulumi.ComponentResource):
                 self._declare_retention(project.name, project.retention, resource, replace_first)
         return projects
 
-    def _declare_retention(self, project_name, retention, project: harbor.Project, opts) -> None:
+    def _declare_retention(
+        self,
+        project_name: str,
+        retention: RetentionConfig,
+        project: harbor.Project,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
         harbor.RetentionPolicy(
             f"{self._name}-retention-{project_name}",
             scope=project.id,
@@ -295,7 +305,14 @@ class HarborSite(pulumi.ComponentResource):
             opts=opts,
         )
 
-    def _project_robot(self, role, project_name, access, config: StackConfig, opts) -> harbor.RobotAccount:
+    def _project_robot(
+        self,
+        role: str,
+        project_name: str,
+        access: tuple[tuple[str, str], ...],
+        config: StackConfig,
+        opts: pulumi.ResourceOptions,
+    ) -> harbor.RobotAccount:
         project = self.projects[project_name]
         return harbor.RobotAccount(
             f"{self._name}-robot-{role}",
@@ -307,7 +324,7 @@ class HarborSite(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=True)),
         )
 
-    def _replication_robot(self, config: StackConfig, opts) -> harbor.RobotAccount:
+    def _replication_robot(self, config: StackConfig, opts: pulumi.ResourceOptions) -> harbor.RobotAccount:
         peer = config.replication.peer.site
         return harbor.RobotAccount(
             f"{self._name}-robot-replication",
