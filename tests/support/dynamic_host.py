@@ -205,7 +205,8 @@ class DynamicProviderHost:
 
     @staticmethod
     def _with_provider(provider: str, props: Mapping[str, Any]) -> dict[str, Any]:
-        return {**props, PROVIDER_KEY: provider}
+        # An explicit ``__provider`` in props wins: olds from state may carry an older build.
+        return {PROVIDER_KEY: provider, **props}
 
     # -- the provider protocol -----------------------------------------------------
     def configure(self, config: Mapping[str, Any]) -> None:
