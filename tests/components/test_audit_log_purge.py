@@ -135,6 +135,8 @@ def test_every_call_through_the_real_dynamic_provider_host(harbor: HarborEmulato
         assert read["outs"]["retentionHours"] == 24
         host.delete(provider, created["id"], read["outs"])
         assert harbor.purge_schedule is None
+        # Removed behind Pulumi's back: read says "gone" (empty id), so `up` recreates it.
+        assert host.read(provider, created["id"], _props(harbor.url))["id"] == ""
 
 
 def test_host_reports_unreachable_harbor_without_credentials() -> None:
