@@ -651,7 +651,8 @@ def report(
         if csv_output:
             write_csv_stats(sys.stdout, current, comparison)
         else:
-            out = Console(highlight=False)
+            # Piped or redirected, Rich would wrap at 80 columns; a file can be wider.
+            out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
             if rows:
                 out.print(rows_table(listed))
             elif comparison is not None:
