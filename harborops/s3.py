@@ -138,8 +138,9 @@ def scratch_prefix() -> str:
 class Verifier:
     """Runs the checks and remembers everything it may have created, for cleanup."""
 
-    def __init__(self, client: S3Client, prefix: str) -> None:
+    def __init__(self, client: S3Client, prefix: str, on_request: Callable[[str], None] | None = None) -> None:
         self.client = client
+        self.on_request = on_request or (lambda operation: None)
         self.bucket = client.target.bucket
         self.prefix = prefix
         self.rows: dict[str, Row] = {}
@@ -150,6 +151,7 @@ class Verifier:
 
     # -- one request, classified ------------------------------------------------
     def _attempt(self, operation: str, **params: Any) -> tuple[Result, str | None, dict[str, Any]]:
+        self.on_request(operation)
         try:
             return "allowed", None, self.client.call(operation, **params)
         except S3AccessDenied:
@@ -381,9 +383,11 @@ def shielded_from_interrupts() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_verify(client: S3Client, prefix: str | None = None) -> Report:
+def run_verify(
+    client: S3Client, prefix: str | None = None, on_request: Callable[[str], None] | None = None
+) -> Report:
     """Run every check, then clean up, whatever happened (including Ctrl-C)."""
-    verifier = Verifier(client, prefix or scratch_prefix())
+    verifier = Verifier(client, prefix or scratch_prefix(), on_request)
     report = Report(client.target.bucket, client.target.endpoint, verifier.prefix)
     try:
         with sigterm_as_interrupt():
@@ -544,7 +548,9 @@ def verify(
     if not bucket.strip():
         raise UsageError("--bucket: must not be empty")
     client = S3Client(S3Target(bucket=bucket, endpoint=endpoint, region=region, path_style=path_style, profile=profile))
-    report = run_verify(client)
+    with err.status("checking S3 credentials…") as status:
+        # A slow or hanging endpoint shows which request it is stuck on (stderr, terminals only).
+        report = run_verify(client, on_request=lambda op: status.update(f"{op} on s3://{bucket}…"))
     if also_report_excess and not report.interrupted:
         report.excess = report_excess(client, report.prefix)
     if json_output:

@@ -110,6 +110,8 @@ def _client_config(target: S3Target) -> Config:
 
 
 def _session(target: S3Target) -> boto3.Session:
+    # boto3's own credential chain rather than pydantic-settings: AWS_* variables,
+    # AWS_PROFILE, --profile, SSO and web identity then work exactly as users expect.
     try:
         session = boto3.Session(profile_name=target.profile, region_name=target.region)
     except ProfileNotFound as exc:
