@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console, Group
@@ -98,10 +98,12 @@ def format_runtime(seconds: int) -> str:
 def executions_table(rows: list[ExecutionRow], *, long_after: int | None = None,
                      pending: dict[int, int] | None = None) -> Table:
     table = Table(title=None, expand=False, pad_edge=False)
-    for header, justify in (("ID", "right"), ("Policy", "right"), ("Rule", "left"), ("Status", "left"),
-                            ("Trigger", "left"), ("Runtime", "right"), ("Start time (UTC)", "left"),
-                            ("Total", "right"), ("OK", "right"), ("Failed", "right"),
-                            ("In progress", "right"), ("Stopped", "right")):
+    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
+        ("ID", "right"), ("Policy", "right"), ("Rule", "left"), ("Status", "left"), ("Trigger", "left"),
+        ("Runtime", "right"), ("Start time (UTC)", "left"), ("Total", "right"), ("OK", "right"),
+        ("Failed", "right"), ("In progress", "right"), ("Stopped", "right"),
+    )
+    for header, justify in columns:
         table.add_column(header, justify=justify, no_wrap=header in ("Rule", "Start time (UTC)"))
     if pending is not None:
         table.add_column("Pending", justify="right")

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Annotated, TypeVar
 
 import typer
@@ -90,6 +91,10 @@ class _Bounded:
             raise
 
 
+def _project_names(client: HarborClient) -> list[str]:
+    return [p.name for p in client.list_projects()]
+
+
 def _repositories(client: HarborClient, project: str) -> list[str]:
     try:
         return [r.name for r in client.list_repositories(project)]
@@ -111,13 +116,15 @@ def diff_sites(left: HarborClient, right: HarborClient, projects: list[str] | No
     try:
         sides = (left, right)
         if not projects:
-            per_side = bounded.all([lambda c=c: [p.name for p in c.list_projects()] for c in sides])
+            per_side = bounded.all([partial(_project_names, c) for c in sides])
             projects = sorted(set(per_side[0]) | set(per_side[1]))
-        repo_lists = bounded.all([lambda c=c, p=p: _repositories(c, p) for p in projects for c in sides])
+        repo_lists = bounded.all([partial(_repositories, c, p) for p in projects for c in sides])
         repositories = sorted({name for names in repo_lists for name in names})
-        task = progress.add_task("comparing tags", total=2 * len(repositories)) if progress else None
-        advance = (lambda: progress.advance(task)) if progress and task is not None else None
-        tag_maps = bounded.all([lambda c=c, r=r: _tags(c, r) for r in repositories for c in sides], advance)
+        advance = None
+        if progress is not None:
+            advance = partial(progress.advance, progress.add_task("comparing tags", total=2 * len(repositories)))
+        # left, right, left, right...: index 2i is the left side of repositories[i]
+        tag_maps = bounded.all([partial(_tags, c, r) for r in repositories for c in sides], advance)
     finally:
         bounded.pool.shutdown(wait=True, cancel_futures=True)
     left_tags = {repo: tag_maps[2 * i] for i, repo in enumerate(repositories)}
@@ -145,7 +152,8 @@ def drift_table(diff: SiteDiff) -> Table:
 
 @app.command()
 def diff(
-    left_url: Annotated[str, typer.Argument(help="First site, e.g. https://harbor.chi.example.com", show_default=False)],
+    left_url: Annotated[str, typer.Argument(help="First site, e.g. https://harbor.chi.example.com",
+                                            show_default=False)],
     right_url: Annotated[str, typer.Argument(help="Second site, e.g. https://harbor.iad.example.com",
                                              show_default=False)],
     project: Annotated[list[str] | None, typer.Option("--project", "-p",

@@ -4,7 +4,7 @@ What it does that a bare `httpx.get` does not, each learnt from Harbor itself:
 
 - Basic auth on every request, and **no cookie jar**: Harbor answers with a `sid`
   session cookie, and a later write that carries it back is held to the CSRF check
-  and fails with 403 "CSRF token not found in request".
+  and fails with 403 "CSRF token invalid" (goharbor/harbor#10890, #12455).
 - Paging with page_size=100 (Harbor's maximum; 101 is a 422), stopping on
   X-Total-Count and on the absence of rel="next" in the Link header. It does not
   follow the Link URL itself: Harbor un-escapes the query string when it builds it
@@ -228,7 +228,7 @@ class _TransientStatus(Exception):
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (HarborUnavailable, _TransientStatus))
+    return isinstance(exc, HarborUnavailable | _TransientStatus)
 
 
 class HarborClient:
@@ -425,7 +425,9 @@ class HarborClient:
             self._note_server_time(response)
             return response
         except httpx.TimeoutException as exc:
-            raise HarborUnavailable(f"{self.base_url}: no answer to {method} {path} in time ({type(exc).__name__})") from exc
+            raise HarborUnavailable(
+                f"{self.base_url}: no answer to {method} {path} in time ({type(exc).__name__})"
+            ) from exc
         except httpx.TransportError as exc:
             raise HarborUnavailable(f"cannot reach Harbor at {self.base_url}: {_reason(exc)}") from exc
 

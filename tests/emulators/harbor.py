@@ -435,7 +435,8 @@ class HarborEmulator:
             raise HttpError(412, "PRECONDITION", f"the policy {policy_id} is disabled")
         now = self._sim_now
         running = any(e.policy_id == policy_id and e.status == "InProgress" for e in self._executions.values())
-        execution = Execution(next(self._ids["execution"]), policy_id, trigger, now, ready_at=now + self.prepare_seconds)
+        execution = Execution(next(self._ids["execution"]), policy_id, trigger, now,
+                              ready_at=now + self.prepare_seconds)
         if running:
             execution.planned_outcome = "skipped"
         elif self._rate_limited(now):
@@ -605,9 +606,10 @@ class HarborEmulator:
         path = request.path[len(API_PREFIX):]
         if path == "/ping" and request.method == "GET":
             return Response("Pong", 200, content_type="text/plain")
+        # A write carrying the session is held to the CSRF check. The emulator hands out no
+        # CSRF tokens, so such a write always fails, as it does for a client that ignores them.
         if request.method in ("POST", "PUT", "DELETE", "PATCH") and "sid" in request.cookies:
-            if not request.headers.get("X-Harbor-CSRF-Token"):
-                raise HttpError(403, "FORBIDDEN", "CSRF token not found in request")
+            raise HttpError(403, "FORBIDDEN", "CSRF token invalid")  # goharbor/harbor#10890, #12455
         if not self._authenticated(request):
             raise HttpError(401, "UNAUTHORIZED", "unauthorized")
         for method, pattern, handler in self._routes():
@@ -674,7 +676,8 @@ class HarborEmulator:
             body = json.loads(request.get_data(as_text=True) or "{}")
             policy_id = int(body["policy_id"])
         except (ValueError, KeyError, TypeError):
-            raise HttpError(422, "UNPROCESSABLE_ENTITY", "validation failure list:\npolicy_id in body is required") from None
+            raise HttpError(422, "UNPROCESSABLE_ENTITY",
+                            "validation failure list:\npolicy_id in body is required") from None
         trigger = "scheduled" if request.args.get("trigger") == "scheduled" else "manual"
         execution = self._start(policy_id, trigger)
         response = Response(status=201)
@@ -859,12 +862,14 @@ def _paged(request: Request, items: list[Any]) -> Response:
         page = int(request.args.get("page", 1))
         page_size = int(request.args.get("page_size", DEFAULT_PAGE_SIZE))
     except ValueError:
-        raise HttpError(422, "UNPROCESSABLE_ENTITY", "validation failure list:\npage in query must be of type int64") from None
-    if page_size > MAX_PAGE_SIZE:
         raise HttpError(422, "UNPROCESSABLE_ENTITY",
-                        f"validation failure list:\npage_size in query should be less than or equal to {MAX_PAGE_SIZE}")
+                        "validation failure list:\npage in query must be of type int64") from None
+    if page_size > MAX_PAGE_SIZE:
+        raise HttpError(422, "UNPROCESSABLE_ENTITY", "validation failure list:\n"
+                        f"page_size in query should be less than or equal to {MAX_PAGE_SIZE}")
     if page < 1 or page_size < 0:
-        raise HttpError(422, "UNPROCESSABLE_ENTITY", "validation failure list:\npage in query should be greater than or equal to 1")
+        raise HttpError(422, "UNPROCESSABLE_ENTITY",
+                        "validation failure list:\npage in query should be greater than or equal to 1")
     total = len(items)
     chunk = items[(page - 1) * page_size: page * page_size] if page_size else items
     return _json(chunk, headers={"X-Total-Count": str(total), "Link": _links(request, total, page, page_size)})

@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.emulators.harbor import HarborEmulator, harbor  # noqa: F401  (the fixture)
+from tests.emulators.harbor import HarborEmulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET = "s3cret-Harbor-pw"
@@ -36,7 +37,7 @@ def assert_one_clean_line(result: subprocess.CompletedProcess[str], code: int, *
 
 
 @pytest.fixture
-def emulator() -> HarborEmulator:
+def emulator() -> Iterator[HarborEmulator]:
     with HarborEmulator(password=SECRET) as site:
         yield site
 

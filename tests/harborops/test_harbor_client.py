@@ -6,6 +6,8 @@ what went over the wire (the emulator records every request).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -25,10 +27,15 @@ from tests.emulators.harbor import (
     NO_RESOURCES_TEXT,
     SKIPPED_TEXT,
     HarborEmulator,
-    harbor,  # noqa: F401  (the fixture)
 )
 
 PASSWORD = "Harbor12345"
+
+
+@pytest.fixture
+def harbor() -> Iterator[HarborEmulator]:
+    with HarborEmulator(password=PASSWORD) as emulator:
+        yield emulator
 
 
 def client_for(emulator: HarborEmulator, url: str | None = None, password: str = PASSWORD) -> HarborClient:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
 from harborops import replication
 from harborops.cli import main
-from tests.emulators.harbor import HarborEmulator, harbor  # noqa: F401  (the fixture)
+from tests.emulators.harbor import HarborEmulator
+
+
+@pytest.fixture
+def harbor() -> Iterator[HarborEmulator]:
+    with HarborEmulator() as emulator:
+        yield emulator
 
 
 @pytest.fixture

@@ -64,7 +64,9 @@ def test_drift_in_both_directions_and_different_digests(
     assert report["repositories_compared"] == 3 and report["projects"] == ["yourorg"]
 
 
-def test_sites_that_agree_exit_zero(chi: HarborEmulator, iad: HarborEmulator, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sites_that_agree_exit_zero(
+    chi: HarborEmulator, iad: HarborEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     for site in (chi, iad):
         site.add_artifact("yourorg/app", ["1.0", "latest"], digest="sha256:" + "a" * 64)
 
@@ -117,7 +119,7 @@ def test_calls_run_concurrently_within_the_bound(
     code, _, _ = run(capsys, "sites", "diff", chi.url, iad.url, "--concurrency", "3", "--json")
 
     assert code == 0
-    assert 1 < max(chi.max_in_flight, iad.max_in_flight)
+    assert max(chi.max_in_flight, iad.max_in_flight) > 1  # really concurrent
     assert chi.max_in_flight <= 3 and iad.max_in_flight <= 3
     assert len(chi.api_requests("GET", "/projects/yourorg/repositories/")) == 12
     assert len(iad.api_requests("GET", "/projects/yourorg/repositories/")) == 12
