@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harborops.settings import resolve_connection
 from tests.emulators.harbor import HarborEmulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +84,27 @@ def test_harbor_answering_5xx_after_retries(emulator: HarborEmulator) -> None:
                        HARBOR_PASSWORD=SECRET)
     assert_one_clean_line(result, 1, "502", "HTML error page")
     assert len(emulator.api_requests("GET", "/users/current")) == 4  # bounded retries
+
+
+def test_flags_win_over_the_environment_and_the_password_stays_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARBOR_URL", "https://env.example.com")
+    monkeypatch.setenv("HARBOR_USERNAME", "env-user")
+    monkeypatch.setenv("HARBOR_PASSWORD", SECRET)
+    connection = resolve_connection("https://flag.example.com/api/v2.0/", "flag-user")
+    assert (connection.url, connection.username) == ("https://flag.example.com", "flag-user")
+    assert connection.password.get_secret_value() == SECRET
+    assert SECRET not in repr(connection) and SECRET not in str(connection)
+    with connection.client() as client:
+        assert SECRET not in repr(client)
+
+
+def test_per_site_credentials_fall_back_to_the_common_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("HARBOR")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HARBOR_USERNAME", "admin")
+    monkeypatch.setenv("HARBOR_PASSWORD", "common-pw")
+    monkeypatch.setenv("HARBOR_RIGHT_USERNAME", "robot$iad")
+    left = resolve_connection("https://chi.example.com", None, env_prefix="HARBOR_LEFT_")
+    right = resolve_connection("https://iad.example.com", None, env_prefix="HARBOR_RIGHT_")
+    assert (left.username, left.password.get_secret_value()) == ("admin", "common-pw")
+    assert (right.username, right.password.get_secret_value()) == ("robot$iad", "common-pw")
