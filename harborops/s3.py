@@ -501,7 +501,7 @@ def render_table(report: Report) -> None:
         render_excess(report.excess)
     for item in report.leftovers:
         upload = f" upload {item.upload_id}" if item.upload_id else ""
-        out.print(f"[yellow]left behind:[/] {item.key}{upload} ({item.reason})")
+        out.print(f"[yellow]left behind:[/] {item.key}{upload} ({item.reason})", soft_wrap=True)  # keys stay copyable
     if report.passed:
         out.print(f"[green]ok:[/] all {len(HARBOR_ACTIONS)} actions Harbor needs are allowed")
     elif missing:

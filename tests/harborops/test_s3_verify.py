@@ -342,3 +342,32 @@ def test_iam_simulation_is_used_where_iam_offers_it(monkeypatch):
     assert [p["ResourceArns"] for p in simulations] == [
         [f"arn:aws:s3:::{BUCKET}"], [f"arn:aws:s3:::{BUCKET}/{SCRATCH_ROOT}run/x"], ["*"],
     ]
+
+
+def test_what_cannot_be_removed_is_listed_by_key_and_upload_id(capsys, monkeypatch, moto):
+    """Removal allowed only for the probes' key: the probes pass, the real cleanup cannot."""
+    removal = ("s3:DeleteObject", "s3:AbortMultipartUpload")
+    doc = policy_document(BUCKET)
+    for statement in doc["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a not in removal]
+    doc["Statement"].append(
+        {"Effect": "Allow", "Action": list(removal), "Resource": [f"arn:aws:s3:::{BUCKET}/{SCRATCH_ROOT}*/absent"]}
+    )
+    key = moto.create_user(doc)
+    code, out, err = run(capsys, monkeypatch, moto, key)
+    left_keys = moto.keys_under(BUCKET, SCRATCH_ROOT)
+    left_uploads = moto.uploads_under(BUCKET, SCRATCH_ROOT)
+    try:
+        assert code == 1
+        assert left_keys and left_uploads  # the situation this test is about really arose
+        for leftover in left_keys:
+            assert f"left behind: {leftover} (AccessDenied)" in out
+        for leftover, upload_id in left_uploads:
+            assert f"left behind: {leftover} upload {upload_id} (AccessDenied)" in out
+        assert_no_secret(key, out, err)
+    finally:
+        admin = moto.client("s3")
+        for leftover in left_keys:
+            admin.delete_object(Bucket=BUCKET, Key=leftover)
+        for leftover, upload_id in left_uploads:
+            admin.abort_multipart_upload(Bucket=BUCKET, Key=leftover, UploadId=upload_id)
