@@ -437,8 +437,8 @@ class HarborEmulator:
         running = any(e.policy_id == policy_id and e.status == "InProgress" for e in self._executions.values())
         execution = Execution(next(self._ids["execution"]), policy_id, trigger, now,
                               ready_at=now + self.prepare_seconds)
-        if running:
-            execution.planned_outcome = "skipped"
+        if running:  # Harbor 2.14 records the skip at once, as a Failed execution
+            execution.planned_outcome, execution.ready_at = "skipped", now
         elif self._rate_limited(now):
             execution.planned_outcome = "rate_limited"
         else:

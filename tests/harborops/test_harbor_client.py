@@ -260,6 +260,7 @@ def test_nothing_upstream_and_already_running_look_like_harbor(harbor: HarborEmu
     assert (outcomes[empty_id].status, outcomes[empty_id].status_text) == ("Succeed", NO_RESOURCES_TEXT)
     assert outcomes[first].status == "InProgress"
     assert (outcomes[second].status, outcomes[second].status_text) == ("Failed", SKIPPED_TEXT)
+    assert outcomes[second].end_time == outcomes[second].start_time  # skipped at once
 
 
 def test_stop_and_server_side_execution_filters(harbor: HarborEmulator) -> None:
