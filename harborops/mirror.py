@@ -106,7 +106,14 @@ def trigger(
     ] = 4,
     poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between status polls.")] = 10.0,
     backoff: Annotated[float, typer.Option("--backoff", help="Seconds of the first pause after a rate-limited failure.")] = 60.0,
-    max_backoff: Annotated[float, typer.Option("--max-backoff", help="Longest pause; the pause doubles up to it.")] = 900.0,
+    max_backoff: Annotated[
+        float,
+        typer.Option(
+            "--max-backoff",
+            help="Longest pause; the pause doubles up to it. Keep it a fraction of Docker Hub's window "
+            "(an hour): a fresh window is wasted for as long as the last pause outlasts it.",
+        ),
+    ] = 600.0,
     rate_limit_retries: Annotated[
         int, typer.Option("--rate-limit-retries", help="Re-queue a rate-limited rule at most this many times.")
     ] = 8,

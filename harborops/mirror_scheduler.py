@@ -158,7 +158,7 @@ class PacingConfig:
     max_in_flight: int = 4
     poll_interval: float = 10.0
     backoff: float = 60.0
-    max_backoff: float = 900.0
+    max_backoff: float = 600.0
     rate_limit_retries: int = 8
     retry_failed: int = 0
 
