@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import signal
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,7 +32,7 @@ from harborops.mirror_plan import (
     PlannedRule,
     PolicyInfo,
     default_state_file,
-    load_succeeded,
+    load_site_state,
     parse_range,
     plan,
     save_results,
@@ -166,13 +167,13 @@ def trigger(
         selected = select_policies(policies, prefix=prefix, letter_range=letters, only=names)
         if not selected:
             raise UsageError(f"no replication rule matches --prefix {prefix!r}" + (f" --range {letter_range}" if letters else ""))
-        succeeded = set() if fresh else load_succeeded(state_path, connection.url)
+        earlier = load_site_state(state_path, connection.url)
         unchanged = _unchanged(client, hub_settings, selected) if hub_settings else {}
-        planned = plan(selected, already_succeeded=succeeded, unchanged=unchanged)
+        planned = plan(selected, already_succeeded=set() if fresh else set(earlier.succeeded), unchanged=unchanged)
         if dry_run:
             _print_plan(planned, json_output)
             return
-        pacer, interrupted = _run(client, planned, config, state_path, connection.url)
+        pacer, interrupted = _run(client, planned, config, _State(state_path, connection.url), earlier.last_rate_limited_at)
 
     results = _results(planned, pacer)
     _print_summary(results, pacer, interrupted, json_output)
@@ -221,8 +222,21 @@ def _unchanged(client: HarborClient, settings: DockerHubSettings, selected: list
 # --- running --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _State:
+    path: Path
+    harbor_url: str
+
+    def save(self, results: Iterable[RuleResult], pacer: Pacer) -> None:
+        save_results(self.path, self.harbor_url, results, datetime.now(UTC), pacer.stats.last_rate_limited_at)
+
+
 def _run(
-    client: HarborClient, planned: list[PlannedRule], config: PacingConfig, state_path: Path, harbor_url: str
+    client: HarborClient,
+    planned: list[PlannedRule],
+    config: PacingConfig,
+    state: _State,
+    last_rate_limited_at: datetime | None,
 ) -> tuple[Pacer, bool]:
     to_start = [p.rule for p in planned if p.action == "start"]
     clock = make_clock()
@@ -235,7 +249,7 @@ def _run(
             if result.status in FINAL_FOR_PROGRESS and result.rule.policy_id not in finished:
                 finished.add(result.rule.policy_id)
                 progress.advance(task)
-                save_results(state_path, harbor_url, [result], datetime.now(UTC))
+                state.save([result], pacer)  # after every rule: a crash loses nothing finished
             progress.update(task, description=_progress_text(pacer))
 
         pacer = Pacer(
@@ -246,6 +260,7 @@ def _run(
             watch_ids=[p.rule.policy_id for p in planned],
             should_stop=stop.is_set,
             on_update=on_update,
+            last_rate_limited_at=last_rate_limited_at,
         )
         with stop.installed():
             try:
@@ -255,11 +270,11 @@ def _run(
                 pacer.interrupted = True
                 pacer.mark_unfinished()
             except HarborError as exc:
-                save_results(state_path, harbor_url, pacer.results.values(), datetime.now(UTC))
-                raise HarborOpsError(f"{exc} (stopped starting rules; state saved to {state_path})") from exc
-    save_results(state_path, harbor_url, pacer.results.values(), datetime.now(UTC))
+                state.save(pacer.results.values(), pacer)
+                raise HarborOpsError(f"{exc} (stopped starting rules; state saved to {state.path})") from exc
+    state.save(pacer.results.values(), pacer)
     if pacer.interrupted:
-        err.print(f"stopped by Ctrl-C: no new starts; state saved to {state_path}")
+        err.print(f"stopped by Ctrl-C: no new starts; state saved to {state.path}")
     return pacer, pacer.interrupted
 
 

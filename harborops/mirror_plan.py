@@ -155,17 +155,38 @@ def default_state_file() -> Path:
     return Path(base) / "harborops" / "mirror-trigger.json"
 
 
-def load_succeeded(path: Path, harbor_url: str) -> set[str]:
-    """Names of rules that succeeded for this Harbor in earlier runs. A missing file is empty."""
+@dataclass(frozen=True)
+class SiteState:
+    """What earlier runs against one Harbor left behind."""
+
+    succeeded: frozenset[str]
+    last_rate_limited_at: datetime | None
+
+
+def load_site_state(path: Path, harbor_url: str) -> SiteState:
+    """Rules that succeeded for this Harbor in earlier runs, and the last 429. A missing file is empty."""
     document = _read_state(path)
     site = document.get("sites", {}).get(harbor_url, {})
-    return {name for name, record in site.get("rules", {}).items() if record.get("status") == "Succeed"}
+    succeeded = frozenset(name for name, record in site.get("rules", {}).items() if record.get("status") == "Succeed")
+    try:
+        last = datetime.fromisoformat(site["last_rate_limited_at"]) if site.get("last_rate_limited_at") else None
+    except (TypeError, ValueError):
+        raise UsageError(f"--state-file {path}: last_rate_limited_at is not a timestamp") from None
+    return SiteState(succeeded, last)
 
 
-def save_results(path: Path, harbor_url: str, results: Iterable[RuleResult], now: datetime) -> None:
+def save_results(
+    path: Path,
+    harbor_url: str,
+    results: Iterable[RuleResult],
+    now: datetime,
+    last_rate_limited_at: datetime | None = None,
+) -> None:
     """Record final results for this Harbor, atomically (a Ctrl-C mid-write keeps the old file)."""
     document = _read_state(path)
     site = document.setdefault("sites", {}).setdefault(harbor_url, {"rules": {}})
+    if last_rate_limited_at is not None:
+        site["last_rate_limited_at"] = last_rate_limited_at.isoformat(timespec="seconds")
     for result in results:
         if result.status not in (RuleStatus.SUCCEED, RuleStatus.FAILED, RuleStatus.STOPPED):
             continue  # skipped or unfinished rules keep whatever an earlier run recorded

@@ -221,6 +221,7 @@ class Pacer:
         should_stop: Callable[[], bool] = lambda: False,
         on_update: Callable[[RuleResult], None] = lambda result: None,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        last_rate_limited_at: datetime | None = None,
     ) -> None:
         self._api = api
         self._config = config
@@ -243,6 +244,19 @@ class Pacer:
         self._last_rate_limit_mono = -math.inf
         self.stats = PacerStats()
         self.interrupted = False
+        if last_rate_limited_at is not None:
+            self._remember(last_rate_limited_at)
+
+    def _remember(self, last_rate_limited_at: datetime) -> None:
+        """A run that starts soon after an earlier one was rate-limited starts carefully:
+        it waits out what is left of the first backoff and begins at half the cap."""
+        self.stats.last_rate_limited_at = last_rate_limited_at
+        age = (self._wall_clock() - last_rate_limited_at).total_seconds()
+        if age < self._config.backoff:
+            self._paused_until = self._clock.monotonic() + self._config.backoff - age
+        if age < self._config.max_backoff:
+            self._allowed = max(1.0, self._config.max_in_flight / 2)
+            self.stats.allowed_history.append(self._allowed)
 
     # --- the loop -------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -191,6 +192,16 @@ def test_backoff_grows_exponentially_while_the_window_stays_exhausted() -> None:
     assert all(r.attempts == 5 for r in results if r.status is RuleStatus.FAILED)
 
 
+def test_executions_failing_in_the_same_burst_pause_once_not_four_times() -> None:
+    clock = VirtualClock()
+    harbor = SimHarbor(clock, duration=1.0, per_window=0, window=1000.0)
+    pacer = Pacer(harbor, rules(5), fast(max_in_flight=4, backoff=10.0, max_backoff=80.0, rate_limit_retries=1), clock)
+    pacer.run()
+    # four start at t=0 and fail together: one pause of 10 s, not 10+20+40+80
+    assert sorted(t for t, _ in harbor.starts)[4] == 11.0
+    assert pacer.stats.rate_limited_failures == 10 and pacer.stats.pauses < 10
+
+
 def test_other_failures_are_reported_not_retried_unless_asked() -> None:
     clock = VirtualClock()
     results = Pacer(SimHarbor(clock, failing=frozenset({2})), rules(3), fast(), clock).run()
@@ -221,6 +232,28 @@ def test_stop_request_starts_nothing_more_and_reports_what_is_unfinished() -> No
     assert pacer.interrupted
     assert len(harbor.starts) == 4  # two at t=0, two at t=5
     assert by_status(results) == {"Succeed": 2, "InProgress": 2, "NotStarted": 6}
+
+
+def test_a_recent_rate_limit_from_an_earlier_run_starts_paused_at_half_the_cap() -> None:
+    clock = VirtualClock()
+    harbor = SimHarbor(clock, duration=5.0)
+    wall = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    pacer = Pacer(harbor, rules(8), fast(max_in_flight=4, backoff=10.0, max_backoff=60.0), clock,
+                  wall_clock=lambda: wall, last_rate_limited_at=wall - timedelta(seconds=4))
+    results = pacer.run()
+    assert by_status(results) == {"Succeed": 8}
+    assert harbor.starts[0][0] == 6.0  # the 6 s left of the 10 s backoff
+    assert [t for t, _ in harbor.starts].count(6.0) == 2  # half of --max-in-flight 4
+    assert pacer.stats.last_rate_limited_at == wall - timedelta(seconds=4)
+
+
+def test_an_old_rate_limit_changes_nothing() -> None:
+    clock = VirtualClock()
+    harbor = SimHarbor(clock, duration=5.0)
+    wall = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+    Pacer(harbor, rules(8), fast(max_in_flight=4), clock, wall_clock=lambda: wall,
+          last_rate_limited_at=wall - timedelta(hours=2)).run()
+    assert [t for t, _ in harbor.starts].count(0.0) == 4
 
 
 @pytest.mark.parametrize(

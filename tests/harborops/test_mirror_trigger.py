@@ -123,6 +123,9 @@ def test_rate_limited_failures_pause_every_start_and_requeue(
     ended = datetime.fromisoformat(first_failure.replace("Z", "+00:00"))
     starts = [datetime.fromisoformat(e["start_time"].replace("Z", "+00:00")) for e in executions]
     assert not [s for s in starts if ended < s < ended + timedelta(seconds=9)]
+    # remembered for the next run, which then starts carefully
+    recorded = json.loads((tmp_path / "s.json").read_text())["sites"][env.url]
+    assert recorded["last_rate_limited_at"] == document["last_rate_limited_at"]
 
 
 def test_a_rule_rate_limited_past_the_bound_fails_with_exit_1(
