@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 DOCKER_HUB = "docker.io"
 BLOCK_SIZE = 8 * 1024 * 1024
@@ -50,7 +50,8 @@ _GITHUB_LINE_LINK = re.compile(r"\[(\d+)\]\(https://github\.com/[^)\s]*\)")
 _COMMAND_ID = re.compile(r"\[([0-9a-f]{4,40})\]\s+")
 # Greedy command, so " on " inside the command is kept and the last one wins.
 _RUNNING = re.compile(r"^(?P<cmd>.+)\s(?:on\s|as\s(?P<user>[^\s@]+)@)(?P<host>\S+)\s*$")
-_PULL = re.compile(r"^(?:/usr/bin/env\s+)?docker\s+(?P<sub>pull|image\s+pull)\s+(?P<args>.+)$")
+# SSHKit joins a command's words with single spaces, so " pull " is in every pull.
+_PULL = re.compile(r"^(?:/usr/bin/env )?docker (?P<sub>pull|image pull) (?P<args>.+)$")
 _FINISHED = re.compile(
     r"^in\s+(?P<secs>\d+(?:\.\d+)?)\s+seconds\s+"
     r"(?:with\s+exit\s+status\s+(?P<status>\d+)\s+\((?P<result>successful|failed)\)"
@@ -71,16 +72,18 @@ _DEPLOY_HEADING = re.compile(
 # docker pull options that take a value; every other option is a flag.
 _VALUE_OPTIONS = frozenset({"--platform"})
 
-# Substrings of every line the parser acts on, except Finished lines of open pulls,
-# which the scanner finds by their id. Keep in step with KamalLogParser.feed_line.
+# Substrings of every line the parser acts on, except two kinds the scanner adds
+# while they can matter: the Finished line of an open pull (found by its id) and
+# "Exception while executing" inside an ERROR block. Keep in step with feed_line.
+# Needles of 6+ bytes let CPython's find use its skipping two-way search.
 SELECT_KEYWORDS: tuple[bytes, ...] = (
-    b"pull",
-    b"Finished all",
+    b" pull ",
+    b"Finished all in ",
     b"ERROR (",
-    b"Exception",
-    b"...",
+    b"...",  # deploy headings
     b"](https://github.com/",  # a spliced link may split an open pull's id
 )
+ERROR_BLOCK_KEYWORD = b"Exception while executing"
 
 
 class LogFormatError(ValueError):
@@ -132,9 +135,11 @@ def parse_image_reference(reference: str) -> ImageRef:
     return ImageRef(reference, registry, path, tag or None, digest or None)
 
 
-@dataclass(frozen=True, slots=True)
-class Pull:
-    """One image pull: a `docker pull` or `docker image pull` Running line and its end."""
+class Pull(NamedTuple):
+    """One image pull: a `docker pull` or `docker image pull` Running line and its end.
+
+    A NamedTuple: a gigabyte of logs makes hundreds of thousands of these.
+    """
 
     deploy: int
     source: str
@@ -161,8 +166,7 @@ class Deploy:
     seconds: float | None = None
 
 
-@dataclass(slots=True)
-class _OpenPull:
+class _OpenPull(NamedTuple):
     deploy: int
     line: int
     command_id: str
@@ -221,6 +225,10 @@ class KamalLogParser:
     def open_ids(self) -> tuple[str, ...]:
         """Ids of pulls that started and have not finished: their Finished line matters."""
         return tuple(self._open)
+
+    @property
+    def in_error_block(self) -> bool:
+        return self._in_error_block
 
     def is_open(self, command_id: str) -> bool:
         return command_id in self._open
@@ -350,6 +358,9 @@ class KamalLogParser:
         )
 
 
+_ERROR_TAG = "!error-block"
+
+
 def _decode(line: bytes) -> str:
     return line.decode("utf-8", errors="replace")
 
@@ -369,24 +380,42 @@ class _BlockScanner:
     def scan(self, block: bytes, first_line_number: int) -> int:
         """Feed the block's selected lines; return the next block's first line number."""
         parser = self._parser
-        is_open = parser.is_open
         find = block.find
         absent = len(block)  # position meaning "not in the rest of the block"
+        # Uncoloured, an open pull's id matters only on its Finished line; coloured,
+        # escapes sit between the id and "] Finished", so any line with the id is fed.
+        first_escape = block.find(b"\x1b")  # memchr: cheap when there are none
+        coloured = first_escape >= 0 and block.find(b"[\x1b[", max(0, first_escape - 1)) >= 0
+        id_suffix = b"" if coloured else b"] Finished"
 
         def next_at(needle: bytes, start: int) -> int:
             at = find(needle, start)
             return absent if at < 0 else at
 
-        # (position, needle, command id or "" for a keyword)
+        open_pulls = parser._open  # the scanner is the parser's companion in this module
+
+        def still_wanted(tag: str) -> bool:
+            if tag == _ERROR_TAG:
+                return parser.in_error_block
+            return tag in open_pulls
+
+        # (position, needle, tag): tag "" for keywords, _ERROR_TAG, or a command id
         heap = [(next_at(keyword, 0), keyword, "") for keyword in SELECT_KEYWORDS]
-        heap += [(next_at(cid.encode(), 0), cid.encode(), cid) for cid in parser.open_ids]
+        for command_id in parser.open_ids:
+            needle = command_id.encode() + id_suffix
+            heap.append((next_at(needle, 0), needle, command_id))
+        error_block_followed = parser.in_error_block
+        if error_block_followed:
+            heap.append((next_at(ERROR_BLOCK_KEYWORD, 0), ERROR_BLOCK_KEYWORD, _ERROR_TAG))
         heapq.heapify(heap)
         line_number = first_line_number
         counted_to = 0
         while heap[0][0] < absent:
-            hit, needle, command_id = heap[0]
-            if command_id and not is_open(command_id):
-                heapq.heappop(heap)  # closed by an ERROR block or a new deploy
+            hit, needle, tag = heap[0]
+            if tag and not still_wanted(tag):
+                heapq.heappop(heap)  # a pull closed elsewhere, or the ERROR block ended
+                if tag == _ERROR_TAG:
+                    error_block_followed = False
                 continue
             start = block.rfind(b"\n", 0, hit) + 1
             end = find(b"\n", hit)
@@ -397,12 +426,19 @@ class _BlockScanner:
             parser.feed_line(_decode(block[start:end]), line_number)
             resume = end + 1
             while heap[0][0] < resume:
-                _, needle, command_id = heapq.heappop(heap)
-                if not command_id or is_open(command_id):
-                    heapq.heappush(heap, (next_at(needle, resume), needle, command_id))
-            for opened in parser.take_opened():
-                needle = opened.encode()
-                heapq.heappush(heap, (next_at(needle, resume), needle, opened))
+                _, needle, tag = heapq.heappop(heap)
+                if not tag or still_wanted(tag):
+                    at = find(needle, resume)
+                    heapq.heappush(heap, (absent if at < 0 else at, needle, tag))
+                elif tag == _ERROR_TAG:
+                    error_block_followed = False
+            if parser._opened:
+                for opened in parser.take_opened():
+                    needle = opened.encode() + id_suffix
+                    heapq.heappush(heap, (next_at(needle, resume), needle, opened))
+            if parser.in_error_block and not error_block_followed:
+                heapq.heappush(heap, (next_at(ERROR_BLOCK_KEYWORD, resume), ERROR_BLOCK_KEYWORD, _ERROR_TAG))
+                error_block_followed = True
         return line_number + block.count(b"\n", counted_to)
 
 
