@@ -467,7 +467,7 @@ class DockerHubMirrorConfig(_Model):
     api_url: HttpUrl = "https://hub.docker.com"
     rule_name_prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")] = "mirror-dockerhub-"
     tag_filter: Annotated[str, Field(min_length=1)] = "**"
-    include: Annotated[tuple[RepositoryGlob, ...], Field(min_length=1)] = ("*",)
+    include: tuple[RepositoryGlob, ...] = ("*",)
     exclude: tuple[RepositoryGlob, ...] = ()
     #: Share of the recorded catalogue that may vanish in one run without allowShrink.
     max_shrink_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
@@ -475,6 +475,12 @@ class DockerHubMirrorConfig(_Model):
     max_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
     request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
     proxy_cache: ProxyCacheConfig | None = None
+
+    @model_validator(mode="after")
+    def _includes_something(self) -> DockerHubMirrorConfig:
+        if not self.include:
+            raise ValueError("include: needs at least one glob ('*' mirrors every repository)")
+        return self
 
 
 # --------------------------------------------------------------------------- stack

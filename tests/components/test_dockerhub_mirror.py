@@ -12,7 +12,9 @@ from typing import Any
 
 import pulumi
 import pytest
+from pydantic import ValidationError
 
+from components.config import DockerHubMirrorConfig
 from components.dockerhub_catalog import CATALOG_OUTPUT, CATALOG_TYPE, CatalogUnavailableError
 from tests.emulators.dockerhub import DockerHubEmulator
 from tests.support.pulumi_program import STACK_REFERENCE_TYPE, ProgramRun, run_program
@@ -219,3 +221,27 @@ def test_stacks_without_the_mirror_declare_none_of_it() -> None:
 def test_a_missing_token_names_the_secret_key(hub: DockerHubEmulator) -> None:
     run = run_program("chi", config=mirror_config(hub))
     assert run.error is not None and "dockerHubToken" in str(run.error)
+
+
+def test_bad_mirror_config_is_one_line_per_problem_before_any_resource() -> None:
+    run = run_program(
+        "chi",
+        config={"dockerHubMirror": {"namespace": "Your Org", "targetProject": "yourorg", "username": "u",
+                                    "include": ["a/b"], "maxShrinkFraction": 2, "bogus": 1}},
+        secrets={"dockerHubToken": TOKEN},
+    )
+    assert str(run.error).splitlines() == [
+        "invalid stack configuration:",
+        "dockerHubMirror.namespace: String should match pattern '^[a-z0-9]+(?:[._-][a-z0-9]+)*$'",
+        "dockerHubMirror.include[0]: must be a non-empty repository-name glob without '/', e.g. 'app-*'",
+        "dockerHubMirror.maxShrinkFraction: Input should be less than or equal to 1",
+        "dockerHubMirror.bogus: Extra inputs are not permitted",
+    ]
+    assert run.resources == []
+    unknown_project = run_program(
+        "chi", config={"dockerHubMirror": {"namespace": "yourorg", "targetProject": "nope", "username": "u"}},
+        secrets={"dockerHubToken": TOKEN},
+    )
+    assert str(unknown_project.error).splitlines()[1:] == ["dockerHubMirror.targetProject: 'nope' is not in projects"]
+    with pytest.raises(ValidationError, match="include: needs at least one glob"):
+        DockerHubMirrorConfig.model_validate({"namespace": "o", "targetProject": "p", "username": "u", "include": []})
