@@ -203,3 +203,17 @@ def test_decision_from_the_emulator_through_the_real_client() -> None:
         with DockerHubClient(base_url=hub.url, page_size=5) as client:
             decision = decide(lambda: client.fetch_catalog(ORG), snapshot(NAMES))
     assert decision.source == "last-snapshot" and "18 of the 20" in decision.warnings[0]
+
+
+def test_catalog_bench_smoke() -> None:
+    """The 5,000-repository benchmark (bench/catalog_bench.py) still runs, at toy size."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "catalog_bench.py"
+    spec = importlib.util.spec_from_file_location("catalog_bench", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.bench_fetch(250, 0.0)
+    assert [(r["concurrency"], r["repositories"], r["pages"]) for r in rows] == [(1, 250, 3), (4, 250, 3), (8, 250, 3)]
