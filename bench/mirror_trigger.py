@@ -48,8 +48,13 @@ from tests.emulators.harbor import EPOCH, HarborEmulator, ScaledClock  # noqa: E
 SEED_BATCH_DELAY = 10.0  # trigger-replication.sh: BATCH_DELAY=10
 JOB_WORKERS = 20  # the seed's harbor.yml: jobservice.max_job_workers: 20
 # English initial-letter frequencies, roughly: real catalogues bunch up on s, c, p, m...
-LETTER_WEIGHTS = dict(zip("abcdefghijklmnopqrstuvwxyz",
-                          [6, 4, 9, 5, 3, 4, 3, 3, 3, 1, 2, 4, 6, 3, 2, 7, 1, 5, 10, 5, 2, 2, 3, 1, 1, 1], strict=True))
+LETTER_WEIGHTS = dict(
+    zip(
+        "abcdefghijklmnopqrstuvwxyz",
+        [6, 4, 9, 5, 3, 4, 3, 3, 3, 1, 2, 4, 6, 3, 2, 7, 1, 5, 10, 5, 2, 2, 3, 1, 1, 1],
+        strict=True,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,10 @@ class Outcome:
 def rule_names(count: int, seed: int = 6) -> list[str]:
     rng = random.Random(seed)
     letters = rng.choices(list(LETTER_WEIGHTS), weights=list(LETTER_WEIGHTS.values()), k=count)
-    return [f"mirror-dockerhub-{letter}{rng.choice(['app', 'svc', 'tool', 'base', 'job'])}-{i:03d}"
-            for i, letter in enumerate(letters)]
+    return [
+        f"mirror-dockerhub-{letter}{rng.choice(['app', 'svc', 'tool', 'base', 'job'])}-{i:03d}"
+        for i, letter in enumerate(letters)
+    ]
 
 
 def new_harbor(speed: float, scenario: Scenario, names: list[str]) -> HarborEmulator:
@@ -108,8 +115,15 @@ def wait_until_all_final(harbor: HarborEmulator) -> None:
         time.sleep(0.05)
 
 
-def measure(harbor: HarborEmulator, strategy: str, scenario: Scenario, began: float, real: float,
-            settings: str, failed_rules: int | None = None) -> Outcome:
+def measure(
+    harbor: HarborEmulator,
+    strategy: str,
+    scenario: Scenario,
+    began: float,
+    real: float,
+    settings: str,
+    failed_rules: int | None = None,
+) -> Outcome:
     executions = harbor.executions()
     end = max(emulated(e["end_time"]) for e in executions)
     by_policy: dict[int, list[dict[str, Any]]] = {}
@@ -120,9 +134,18 @@ def measure(harbor: HarborEmulator, strategy: str, scenario: Scenario, began: fl
         failed_rules += len(harbor._policies) - len(by_policy)  # never started at all
     ideal = ideal_makespan(len(harbor._policies), scenario)
     makespan = end - began
-    return Outcome(strategy, scenario.label, round(makespan, 1), round(makespan / scenario.window, 2),
-                   round(makespan / ideal, 3) if strategy != "ideal" else 1.0, failed_rules, len(executions),
-                   sum(1 for e in executions if "429" in e["status_text"]), round(real, 1), settings)
+    return Outcome(
+        strategy,
+        scenario.label,
+        round(makespan, 1),
+        round(makespan / scenario.window, 2),
+        round(makespan / ideal, 3) if strategy != "ideal" else 1.0,
+        failed_rules,
+        len(executions),
+        sum(1 for e in executions if "429" in e["status_text"]),
+        round(real, 1),
+        settings,
+    )
 
 
 def ideal_makespan(rules: int, scenario: Scenario) -> float:
@@ -135,12 +158,17 @@ def run_seed(speed: float, scenario: Scenario, names: list[str]) -> Outcome:
     try:
         with httpx.Client(base_url=harbor.url + "/api/v2.0", auth=("admin", harbor.password)) as http:
             policies = {p["name"]: p["id"] for p in http.get("/replication/policies", params={"page_size": 100}).json()}
-            policies |= {p["name"]: p["id"] for page in (2, 3)
-                         for p in http.get("/replication/policies", params={"page_size": 100, "page": page}).json()}
+            policies |= {
+                p["name"]: p["id"]
+                for page in (2, 3)
+                for p in http.get("/replication/policies", params={"page_size": 100, "page": page}).json()
+            }
             began = wait_for_window_start(harbor, scenario.window)
             started = time.monotonic()
             for letter in "abcdefghijklmnopqrstuvwxyz":
-                ids = [pid for name, pid in sorted(policies.items()) if name.removeprefix("mirror-dockerhub-")[0] == letter]
+                ids = [
+                    pid for name, pid in sorted(policies.items()) if name.removeprefix("mirror-dockerhub-")[0] == letter
+                ]
                 if not ids:
                     continue
                 for pid in ids:
@@ -148,14 +176,21 @@ def run_seed(speed: float, scenario: Scenario, names: list[str]) -> Outcome:
                     http.post("/replication/executions", json={"policy_id": pid})
                 time.sleep(SEED_BATCH_DELAY / speed)
         wait_until_all_final(harbor)
-        return measure(harbor, "seed (letters + fixed 10 s sleep)", scenario, began, time.monotonic() - started,
-                       f"BATCH_DELAY={SEED_BATCH_DELAY:g}s")
+        return measure(
+            harbor,
+            "seed (letters + fixed 10 s sleep)",
+            scenario,
+            began,
+            time.monotonic() - started,
+            f"BATCH_DELAY={SEED_BATCH_DELAY:g}s",
+        )
     finally:
         harbor.stop()
 
 
-def run_tool(speed: float, scenario: Scenario, names: list[str], flags: dict[str, float], tmp: Path,
-             label: str) -> Outcome:
+def run_tool(
+    speed: float, scenario: Scenario, names: list[str], flags: dict[str, float], tmp: Path, label: str
+) -> Outcome:
     harbor = new_harbor(speed, scenario, names)
     argv = ["mirror", "trigger", "--json", "--fresh", "--state-file", str(tmp / f"state-{scenario.per_window}.json")]
     for flag, value in flags.items():  # given in emulated seconds, passed in real ones
@@ -204,7 +239,9 @@ def plot(outcomes: list[Outcome], path: Path, rules: int) -> None:
         colors = {"seed": "#c44", "tool": "#48c", "tool, cap W/2": "#8ac", "ideal": "#999"}
         ax.bar(names, [o.windows for o in rows], color=[colors[n] for n in names])
         for i, o in enumerate(rows):
-            ax.text(i, o.windows, f"{o.windows:.1f} w\n{o.rules_left_failed} failed", ha="center", va="bottom", fontsize=8)
+            ax.text(
+                i, o.windows, f"{o.windows:.1f} w\n{o.rules_left_failed} failed", ha="center", va="bottom", fontsize=8
+            )
         ax.set_title(f"{rules} rules, {label}")
         ax.set_ylabel("makespan (windows); lower is better")
         ax.margins(y=0.25)
@@ -214,24 +251,37 @@ def plot(outcomes: list[Outcome], path: Path, rules: int) -> None:
 
 def write_results(outcomes: list[Outcome], speed: float, rules: int) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    meta = {"rules": rules, "speed": speed, "job_workers": JOB_WORKERS, "python": platform.python_version(),
-            "machine": platform.machine(), "cpus": os.cpu_count(),
-            "recorded": datetime.now().isoformat(timespec="seconds")}
-    (RESULTS / "mirror_trigger.json").write_text(json.dumps({"meta": meta, "results": [asdict(o) for o in outcomes]}, indent=2) + "\n")
+    meta = {
+        "rules": rules,
+        "speed": speed,
+        "job_workers": JOB_WORKERS,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "recorded": datetime.now().isoformat(timespec="seconds"),
+    }
+    (RESULTS / "mirror_trigger.json").write_text(
+        json.dumps({"meta": meta, "results": [asdict(o) for o in outcomes]}, indent=2) + "\n"
+    )
     lines = [
-        "# mirror trigger benchmark", "",
+        "# mirror trigger benchmark",
+        "",
         f"{rules} rules against the Harbor emulator's simulated Docker Hub limit (R starts per fixed window), "
         f"time scaled {speed:g}x, {JOB_WORKERS} job workers. Makespan in emulated seconds, from the first start "
-        "to the last final state; `vs ideal` = makespan / (rules / R windows). Produced by `python bench/mirror_trigger.py`.", "",
+        "to the last final state; `vs ideal` = makespan / (rules / R windows). Produced by `python bench/mirror_trigger.py`.",
+        "",
         "The seed's makespan is short because it never waits or retries: it is over when its last letter's "
         "executions have failed, leaving those rules for a person to re-run. The tool re-queues every "
-        "rate-limited rule, so its makespan is the time to a complete mirror.", "",
+        "rate-limited rule, so its makespan is the time to a complete mirror.",
+        "",
         "| scenario | strategy | makespan (s) | windows | vs ideal | rules left failed | executions | 429 executions | settings |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
-        lines.append(f"| {o.scenario} | {o.strategy} | {o.makespan_s:g} | {o.windows:g} | "
-                     f"{o.vs_ideal:g} | {o.rules_left_failed} | {o.executions_started} | {o.rate_limited_executions} | {o.settings} |")
+        lines.append(
+            f"| {o.scenario} | {o.strategy} | {o.makespan_s:g} | {o.windows:g} | "
+            f"{o.vs_ideal:g} | {o.rules_left_failed} | {o.executions_started} | {o.rate_limited_executions} | {o.settings} |"
+        )
     (RESULTS / "mirror_trigger.md").write_text("\n".join(lines) + "\n")
     plot(outcomes, RESULTS / "mirror_trigger.png", rules)
 
@@ -243,8 +293,11 @@ def main() -> None:
     parser.add_argument("--scenarios", default="30x60,50x60", help="R x W pairs, comma-separated")
     parser.add_argument("--max-in-flight", type=int, default=10)
     parser.add_argument("--poll-interval", type=float, default=2.0, help="emulated seconds")
-    parser.add_argument("--sensitivity", action="store_true",
-                        help="also run the tool with --max-backoff W/2, to show what a long cap costs")
+    parser.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="also run the tool with --max-backoff W/2, to show what a long cap costs",
+    )
     args = parser.parse_args()
     names = rule_names(args.rules)
     mirror.make_clock = mirror.RealClock
@@ -258,22 +311,40 @@ def main() -> None:
         # window: W/60 and W/6. The benchmark keeps those ratios to its own window.
         variants = [(window_ratio_flags(args, scenario, 1 / 60, 1 / 6), "harborops mirror trigger")]
         if args.sensitivity:
-            variants.append((window_ratio_flags(args, scenario, 1 / 60, 1 / 2), "harborops mirror trigger, max-backoff W/2"))
+            variants.append(
+                (window_ratio_flags(args, scenario, 1 / 60, 1 / 2), "harborops mirror trigger, max-backoff W/2")
+            )
         outcomes.append(run_seed(args.speed, scenario, names))
         print(outcomes[-1], file=sys.stderr)
         for flags, label in variants:
             outcomes.append(run_tool(args.speed, scenario, names, flags, tmp, label))
             print(outcomes[-1], file=sys.stderr)
         ideal = ideal_makespan(args.rules, scenario)
-        outcomes.append(Outcome("ideal (rules / R windows)", scenario.label, ideal, ideal / scenario.window, 1.0,
-                                0, args.rules, 0, 0.0, "-"))
+        outcomes.append(
+            Outcome(
+                "ideal (rules / R windows)",
+                scenario.label,
+                ideal,
+                ideal / scenario.window,
+                1.0,
+                0,
+                args.rules,
+                0,
+                0.0,
+                "-",
+            )
+        )
     write_results(outcomes, args.speed, args.rules)
     print((RESULTS / "mirror_trigger.md").read_text())
 
 
 def window_ratio_flags(args: argparse.Namespace, scenario: Scenario, backoff: float, cap: float) -> dict[str, float]:
-    return {"--max-in-flight": args.max_in_flight, "--poll-interval": args.poll_interval,
-            "--backoff": scenario.window * backoff, "--max-backoff": scenario.window * cap}
+    return {
+        "--max-in-flight": args.max_in_flight,
+        "--poll-interval": args.poll_interval,
+        "--backoff": scenario.window * backoff,
+        "--max-backoff": scenario.window * cap,
+    }
 
 
 if __name__ == "__main__":

@@ -95,18 +95,24 @@ def _view(execution: Any) -> ExecutionView:
 def trigger(
     url: UrlOption = None,
     username: UsernameOption = None,
-    prefix: Annotated[str, typer.Option("--prefix", help="Select the rules whose name starts with this.")] = DEFAULT_PREFIX,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Select the rules whose name starts with this.")
+    ] = DEFAULT_PREFIX,
     letter_range: Annotated[
-        str | None, typer.Option("--range", help="Only rules whose first letter after the prefix is in this range, e.g. a-d.")
+        str | None,
+        typer.Option("--range", help="Only rules whose first letter after the prefix is in this range, e.g. a-d."),
     ] = None,
     only: Annotated[
-        list[str] | None, typer.Option("--only", help="Only these rules (repeat, or comma-separate); the prefix may be left off.")
+        list[str] | None,
+        typer.Option("--only", help="Only these rules (repeat, or comma-separate); the prefix may be left off."),
     ] = None,
     max_in_flight: Annotated[
         int, typer.Option("--max-in-flight", help="At most this many executions of the selected rules at once.")
     ] = 4,
     poll_interval: Annotated[float, typer.Option("--poll-interval", help="Seconds between status polls.")] = 10.0,
-    backoff: Annotated[float, typer.Option("--backoff", help="Seconds of the first pause after a rate-limited failure.")] = 60.0,
+    backoff: Annotated[
+        float, typer.Option("--backoff", help="Seconds of the first pause after a rate-limited failure.")
+    ] = 60.0,
     max_backoff: Annotated[
         float,
         typer.Option(
@@ -166,14 +172,18 @@ def trigger(
         policies = _policies(client)
         selected = select_policies(policies, prefix=prefix, letter_range=letters, only=names)
         if not selected:
-            raise UsageError(f"no replication rule matches --prefix {prefix!r}" + (f" --range {letter_range}" if letters else ""))
+            raise UsageError(
+                f"no replication rule matches --prefix {prefix!r}" + (f" --range {letter_range}" if letters else "")
+            )
         earlier = load_site_state(state_path, connection.url)
         unchanged = _unchanged(client, hub_settings, selected) if hub_settings else {}
         planned = plan(selected, already_succeeded=set() if fresh else set(earlier.succeeded), unchanged=unchanged)
         if dry_run:
             _print_plan(planned, json_output)
             return
-        pacer, interrupted = _run(client, planned, config, _State(state_path, connection.url), earlier.last_rate_limited_at)
+        pacer, interrupted = _run(
+            client, planned, config, _State(state_path, connection.url), earlier.last_rate_limited_at
+        )
 
     results = _results(planned, pacer)
     _print_summary(results, pacer, interrupted, json_output)
@@ -402,8 +412,13 @@ def _print_summary(results: list[RuleResult], pacer: Pacer, interrupted: bool, j
         note = row["warning"] or row["message"]
         style = "yellow" if row["warning"] else styles.get(row["status"], "")
         table.add_row(
-            row["name"], row["status"], str(row["attempts"]), "yes" if row["rate_limited"] else "",
-            str(row["execution_id"] or ""), note, style=style,
+            row["name"],
+            row["status"],
+            str(row["attempts"]),
+            "yes" if row["rate_limited"] else "",
+            str(row["execution_id"] or ""),
+            note,
+            style=style,
         )
     console = Console()
     console.print(table)

@@ -20,6 +20,7 @@ How it paces:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import deque
@@ -279,19 +280,15 @@ class Pacer:
     def _poll_running(self) -> None:
         for policy_id, running in list(self._running.items()):
             view = self._api.execution(running.execution_id)
-            if view.status in FINAL_STATES:
-                del self._running[policy_id]
-                texts: list[str] = []  # fetched at most once, and only for failures
-
-                def failure_text(execution_id: int = running.execution_id) -> str:
-                    if not texts:
-                        texts.append(self._api.failure_text(execution_id))
-                    return texts[0]
-
-                outcome = classify(view, failure_text)
-                if outcome is Outcome.FAILED and not view.status_text:
-                    view = ExecutionView(view.id, view.policy_id, view.status, _first_error(failure_text()))
-                self._finish(running, view, outcome)
+            if view.status not in FINAL_STATES:
+                continue
+            del self._running[policy_id]
+            # Task logs cost extra calls: fetched only for a failure, and only once.
+            failure_text = functools.cache(functools.partial(self._api.failure_text, running.execution_id))
+            outcome = classify(view, failure_text)
+            if outcome is Outcome.FAILED and not view.status_text:
+                view = ExecutionView(view.id, view.policy_id, view.status, _first_error(failure_text()))
+            self._finish(running, view, outcome)
 
     def _adopt_or_count_others(self) -> int:
         """Follow executions someone else started for our pending rules; count the rest."""
@@ -379,7 +376,9 @@ class Pacer:
             result.status, result.message = RuleStatus.NOT_STARTED, "re-queued after a rate-limited failure"
         else:
             result.status = RuleStatus.FAILED
-            result.message = f"rate-limited {used + 1} times; gave up (--rate-limit-retries {self._config.rate_limit_retries})"
+            result.message = (
+                f"rate-limited {used + 1} times; gave up (--rate-limit-retries {self._config.rate_limit_retries})"
+            )
         self._on_update(result)
 
     def _on_success(self, running: _Running) -> None:

@@ -74,7 +74,9 @@ class SimHarbor:
 
     def add_external(self, policy_id: int, remaining: float) -> None:
         new_id = len(self.executions) + 1
-        self.executions[new_id] = SimExecution(new_id, policy_id, self.clock.now, self.clock.now + remaining, "Succeed", ours=False)
+        self.executions[new_id] = SimExecution(
+            new_id, policy_id, self.clock.now, self.clock.now + remaining, "Succeed", ours=False
+        )
 
     def _window_successes(self) -> int:
         current = int(self.clock.now // self.window)
@@ -238,8 +240,14 @@ def test_a_recent_rate_limit_from_an_earlier_run_starts_paused_at_half_the_cap()
     clock = VirtualClock()
     harbor = SimHarbor(clock, duration=5.0)
     wall = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-    pacer = Pacer(harbor, rules(8), fast(max_in_flight=4, backoff=10.0, max_backoff=60.0), clock,
-                  wall_clock=lambda: wall, last_rate_limited_at=wall - timedelta(seconds=4))
+    pacer = Pacer(
+        harbor,
+        rules(8),
+        fast(max_in_flight=4, backoff=10.0, max_backoff=60.0),
+        clock,
+        wall_clock=lambda: wall,
+        last_rate_limited_at=wall - timedelta(seconds=4),
+    )
     results = pacer.run()
     assert by_status(results) == {"Succeed": 8}
     assert harbor.starts[0][0] == 6.0  # the 6 s left of the 10 s backoff
@@ -251,8 +259,14 @@ def test_an_old_rate_limit_changes_nothing() -> None:
     clock = VirtualClock()
     harbor = SimHarbor(clock, duration=5.0)
     wall = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-    Pacer(harbor, rules(8), fast(max_in_flight=4), clock, wall_clock=lambda: wall,
-          last_rate_limited_at=wall - timedelta(hours=2)).run()
+    Pacer(
+        harbor,
+        rules(8),
+        fast(max_in_flight=4),
+        clock,
+        wall_clock=lambda: wall,
+        last_rate_limited_at=wall - timedelta(hours=2),
+    ).run()
     assert [t for t, _ in harbor.starts].count(0.0) == 4
 
 

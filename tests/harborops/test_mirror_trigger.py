@@ -202,7 +202,10 @@ def test_a_rerun_resumes_skipping_rules_that_already_succeeded(
 
     rows = by_name(out)
     assert code == 0, err
-    assert rows["mirror-dockerhub-alpine"]["status"] == "Skipped" and "earlier run" in rows["mirror-dockerhub-alpine"]["message"]
+    assert (
+        rows["mirror-dockerhub-alpine"]["status"] == "Skipped"
+        and "earlier run" in rows["mirror-dockerhub-alpine"]["message"]
+    )
     assert rows["mirror-dockerhub-broken"]["status"] == "Succeed"
     assert len(env.api_requests("POST", "/replication/executions")) == 4  # 3, then only the broken one
     recorded = json.loads(state.read_text())["sites"][env.url]["rules"]
@@ -225,7 +228,9 @@ def test_only_changed_skips_repositories_untouched_since_the_last_success(
     before, after = "2026-01-05T09:30:00Z", "2026-01-05T11:00:00Z"
     assert EPOCH.isoformat().startswith("2026-01-05T09:00")
     with DockerHubEmulator() as hub:
-        hub.add_namespace("yourorg", ["fresh", "never", "stale"], updated={"stale": before, "fresh": after, "never": before})
+        hub.add_namespace(
+            "yourorg", ["fresh", "never", "stale"], updated={"stale": before, "fresh": after, "never": before}
+        )
         hub.add_user("ci-bot", HUB_TOKEN, member_of={"yourorg"})
         monkeypatch.setenv("DOCKERHUB_BASE_URL", hub.url)
         monkeypatch.setenv("DOCKERHUB_USERNAME", "ci-bot")
@@ -234,7 +239,10 @@ def test_only_changed_skips_repositories_untouched_since_the_last_success(
 
     rows = by_name(out)
     assert code == 0, err
-    assert rows["mirror-dockerhub-stale"]["status"] == "Skipped" and "unchanged" in rows["mirror-dockerhub-stale"]["message"]
+    assert (
+        rows["mirror-dockerhub-stale"]["status"] == "Skipped"
+        and "unchanged" in rows["mirror-dockerhub-stale"]["message"]
+    )
     assert rows["mirror-dockerhub-fresh"]["attempts"] == 1
     assert rows["mirror-dockerhub-never"]["attempts"] == 1
 
@@ -253,7 +261,11 @@ def test_only_changed_skips_repositories_untouched_since_the_last_success(
     ],
 )
 def test_misuse_is_one_line_and_exit_2(
-    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+    env: HarborEmulator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
 ) -> None:
     monkeypatch.delenv("DOCKERHUB_USERNAME", raising=False)
     monkeypatch.delenv("DOCKERHUB_TOKEN", raising=False)
@@ -284,9 +296,23 @@ def test_ctrl_c_stops_new_starts_saves_state_and_prints_the_summary(harbor: Harb
         harbor.add_policy(f"mirror-dockerhub-app{i}")  # the manual clock never moves: they run forever
     state = tmp_path / "state.json"
     env = {**os.environ, "HARBOR_URL": harbor.url, "HARBOR_USERNAME": "admin", "HARBOR_PASSWORD": harbor.password}
-    command = [sys.executable, "-m", "harborops", "mirror", "trigger", "--max-in-flight", "2",
-               "--poll-interval", "0.05", "--json", "--state-file", str(state)]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "harborops",
+        "mirror",
+        "trigger",
+        "--max-in-flight",
+        "2",
+        "--poll-interval",
+        "0.05",
+        "--json",
+        "--state-file",
+        str(state),
+    ]
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 20
         while len(harbor.api_requests("POST")) < 2 and time.monotonic() < deadline:
