@@ -37,7 +37,7 @@ from functools import lru_cache
 from typing import BinaryIO, NamedTuple
 
 DOCKER_HUB = "docker.io"
-BLOCK_SIZE = 8 * 1024 * 1024
+BLOCK_SIZE = 4 * 1024 * 1024
 BINARY_SNIFF_BYTES = 8192
 
 # CSI and OSC escapes. Kamal hard-codes "\e[31m...\e[0m" around its ERROR message
@@ -47,7 +47,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)
 # digits and all: "Finished in [12](https://github.com/o/r/actions/runs/1/job/2#step:10:13)3.5".
 _GITHUB_LINE_LINK = re.compile(r"\[(\d+)\]\(https://github\.com/[^)\s]*\)")
 # search(), not match(): CI runners prefix timestamps, pastes lose the leading spaces.
-_COMMAND_ID = re.compile(r"\[([0-9a-f]{4,40})\]\s+")
+_COMMAND_ID = re.compile(r"\[([0-9a-f]{4,40})\] ")  # SSHKit: "[uuid] " then the message
+# The rest of an uncoloured Finished line after "[uuid] Finished" (scanner's shortcut).
+_FINISHED_TAIL = re.compile(rb" in (\d+(?:\.\d+)?) seconds with exit status (\d+) \((successful|failed)\)")
 # Greedy command, so " on " inside the command is kept and the last one wins.
 _RUNNING = re.compile(r"^(?P<cmd>.+)\s(?:on\s|as\s(?P<user>[^\s@]+)@)(?P<host>\S+)\s*$")
 # SSHKit joins a command's words with single spaces, so " pull " is in every pull.
@@ -294,18 +296,21 @@ class KamalLogParser:
         self._opened.append(command_id)
 
     def _on_finished(self, command_id: str, rest: str) -> None:
-        open_pull = self._open.get(command_id)
-        if open_pull is None:
+        if command_id not in self._open:
             return
         finished = _FINISHED.match(rest)
         if finished is None:
             return
         result = finished["result"] or finished["old_result"]
         status = int(finished["status"]) if finished["status"] is not None else None
-        if status is None:
-            status = 0 if result == "successful" else None
-        outcome = "ok" if result == "successful" else "failed"
-        self._complete(open_pull, seconds=float(finished["secs"]), exit_status=status, outcome=outcome)
+        self.finish_pull(command_id, float(finished["secs"]), status, result == "successful")
+
+    def finish_pull(self, command_id: str, seconds: float, exit_status: int | None, successful: bool) -> None:
+        """An open pull's Finished line: `Finished in S seconds with exit status N (...)`."""
+        if exit_status is None:  # old SSHKit printed no status
+            exit_status = 0 if successful else None
+        outcome = "ok" if successful else "failed"
+        self._complete(self._open[command_id], seconds=seconds, exit_status=exit_status, outcome=outcome)
 
     def _on_finished_all(self, seconds: float) -> None:
         # Nested print_runtime blocks (setup -> deploy) print several; the outermost,
@@ -417,13 +422,18 @@ class _BlockScanner:
                 if tag == _ERROR_TAG:
                     error_block_followed = False
                 continue
-            start = block.rfind(b"\n", 0, hit) + 1
             end = find(b"\n", hit)
             if end < 0:
                 end = absent
-            line_number += block.count(b"\n", counted_to, start)
-            counted_to = start
-            parser.feed_line(_decode(block[start:end]), line_number)
+            tail = _FINISHED_TAIL.match(block, hit + len(needle), end) if id_suffix and tag else None
+            if tail is not None:
+                # What feed_line would do with this line, without decoding it.
+                parser.finish_pull(tag, float(tail[1]), int(tail[2]), tail[3] == b"successful")
+            else:
+                start = block.rfind(b"\n", 0, hit) + 1
+                line_number += block.count(b"\n", counted_to, start)
+                counted_to = start
+                parser.feed_line(_decode(block[start:end]), line_number)
             resume = end + 1
             while heap[0][0] < resume:
                 _, needle, tag = heapq.heappop(heap)
@@ -466,7 +476,10 @@ def _read_first(stream: BinaryIO, size: int) -> bytes:
 
 
 def _read_blocks(stream: BinaryIO, block_size: int) -> Iterator[bytes]:
-    """Blocks that end on a line boundary (the last one may not)."""
+    """Blocks that end on a line boundary (the last one may not).
+
+    At most two blocks are alive at a time, which bounds the reader's memory.
+    """
     carry = b""
     while True:
         try:
@@ -476,12 +489,20 @@ def _read_blocks(stream: BinaryIO, block_size: int) -> Iterator[bytes]:
         if not chunk:
             break
         data = carry + chunk if carry else chunk
+        del chunk
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             carry = data
             continue
-        carry = data[cut:]
-        yield data[:cut]
+        if cut == len(data):
+            carry = b""
+            yield data
+        else:
+            carry = data[cut:]
+            block = data[:cut]
+            del data
+            yield block
+            del block
     if carry:
         yield carry
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import csv
 import json
+from array import array
 import math
 import sys
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
@@ -53,31 +54,72 @@ class GroupBy(str, Enum):
 # -- statistics ----------------------------------------------------------------
 
 
-@dataclass
 class Histogram:
-    """Exact pull times in milliseconds, stored as value -> count.
+    """Exact pull times in milliseconds: how many pulls took each millisecond value.
 
-    SSHKit prints runtimes with '%5.3f', so integer milliseconds lose nothing, and
-    memory grows with the number of distinct times, not with the number of pulls:
-    a year of logs costs what a week does.
+    SSHKit prints runtimes with '%5.3f', so integer milliseconds lose nothing. A group
+    starts as a dict (value -> count); once it holds many distinct values it moves
+    to a dense array of 4-byte counters indexed by millisecond, so memory is bounded
+    by the longest pull, never by the number of pulls or the size of the log.
     """
 
-    counts: dict[int, int] = field(default_factory=dict)
-    n: int = 0
-    total_ms: int = 0
+    DENSE_AFTER = 2048  # distinct values; a dict entry costs ~25x a dense counter
+    DENSE_LIMIT_MS = 30 * 60 * 1000  # dense counters cover up to 30 min: at most 7 MiB
+
+    def __init__(self) -> None:
+        self._sparse: dict[int, int] | None = {}
+        self._dense: array[int] | None = None
+        self._overflow: dict[int, int] = {}
+        self.n = 0
+        self.total_ms = 0
 
     def add(self, seconds: float) -> None:
-        ms = round(seconds * 1000)
-        self.counts[ms] = self.counts.get(ms, 0) + 1
+        self.add_ms(round(seconds * 1000))
+
+    def add_ms(self, ms: int) -> None:
         self.n += 1
         self.total_ms += ms
+        sparse = self._sparse
+        if sparse is not None:
+            sparse[ms] = sparse.get(ms, 0) + 1
+            if len(sparse) > self.DENSE_AFTER:
+                self._densify()
+            return
+        dense = self._dense
+        assert dense is not None
+        if ms >= self.DENSE_LIMIT_MS:  # a pull of more than half an hour: rare, keep apart
+            self._overflow[ms] = self._overflow.get(ms, 0) + 1
+            return
+        if ms >= len(dense):
+            dense.extend(array("I", bytes(4 * (ms + 1 - len(dense)))))
+        dense[ms] += 1
+
+    def _densify(self) -> None:
+        assert self._sparse is not None
+        below = [value for value in self._sparse if value < self.DENSE_LIMIT_MS]
+        dense = array("I", bytes(4 * (max(below, default=0) + 1)))
+        for value, count in self._sparse.items():
+            if value < self.DENSE_LIMIT_MS:
+                dense[value] = count
+            else:
+                self._overflow[value] = count
+        self._dense, self._sparse = dense, None
+
+    def items(self) -> list[tuple[int, int]]:
+        """(milliseconds, count) in ascending order."""
+        if self._sparse is not None:
+            return sorted(self._sparse.items())
+        assert self._dense is not None
+        dense = [(value, count) for value, count in enumerate(self._dense) if count]
+        return dense + sorted(self._overflow.items())
 
     def _ranked(self) -> tuple[list[int], list[int]]:
-        values = sorted(self.counts)
+        values: list[int] = []
         ends: list[int] = []
         running = 0
-        for value in values:
-            running += self.counts[value]
+        for value, count in self.items():
+            running += count
+            values.append(value)
             ends.append(running)
         return values, ends
 
@@ -100,9 +142,12 @@ class Histogram:
     def sample(self, points: int) -> list[float]:
         """At most `points` values spread evenly over the ranks, for strip plots."""
         if self.n <= points:
-            return [value / 1000 for value in sorted(self.counts) for _ in range(self.counts[value])]
+            return [value / 1000 for value, count in self.items() for _ in range(count)]
         step = (self.n - 1) / (points - 1)
         return self.quantiles(min(1.0, i * step / (self.n - 1)) for i in range(points))
+
+    def distinct_seconds(self) -> list[float]:
+        return [value / 1000 for value, _ in self.items()]
 
     def summary(self) -> dict[str, float | None]:
         if self.n == 0:
@@ -183,6 +228,14 @@ def group_key(pull: Pull, by: tuple[GroupBy, ...]) -> tuple[str, ...]:
     return tuple(_GROUP_FIELDS[key](pull) for key in by)
 
 
+def group_key_function(by: tuple[GroupBy, ...]) -> Callable[[Pull], tuple[str, ...]]:
+    """group_key with the lookups done once: it runs for every pull of a big log."""
+    if len(by) == 1:
+        single = _GROUP_FIELDS[by[0]]
+        return lambda pull: (single(pull),)
+    return lambda pull: group_key(pull, by)
+
+
 @dataclass
 class Collector:
     """Folds a stream of pulls into per-group and per-deploy statistics."""
@@ -196,20 +249,22 @@ class Collector:
     _deploys: dict[tuple[str, int], DeployStats] = field(default_factory=dict)
     deploys_in_order: list[Deploy] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._key = group_key_function(self.by)
+        self._filtering = self.pull_filter.filtering
+        self._last_deploy: tuple[tuple[str, int], DeployStats] | None = None
+
     def add(self, pull: Pull) -> bool:
         """Record a pull; True when it counts and so belongs in the per-pull rows."""
         self.pulls_seen += 1
-        if self.pull_filter.filtering and not self.pull_filter.matches(pull):
+        if self._filtering and not self.pull_filter.matches(pull):
             return False
         self.pulls_matched += 1
-        key = group_key(pull, self.by)
+        key = self._key(pull)
         stats = self.groups.get(key)
         if stats is None:
             stats = self.groups[key] = GroupStats()
-        deploy_key = (pull.source, pull.deploy)
-        deploy = self._deploys.get(deploy_key)
-        if deploy is None:
-            deploy = self._deploys[deploy_key] = DeployStats(Deploy(pull.deploy, pull.source))
+        deploy = self._deploy_stats(pull.source, pull.deploy)
         deploy.pulls += 1
         if pull.outcome != "ok":
             stats.failures += 1
@@ -218,9 +273,21 @@ class Collector:
                 return False
         stats.count += 1
         if pull.seconds is not None:
-            stats.times.add(pull.seconds)
-            deploy.pull_ms += round(pull.seconds * 1000)
+            ms = round(pull.seconds * 1000)
+            stats.times.add_ms(ms)
+            deploy.pull_ms += ms
         return True
+
+    def _deploy_stats(self, source: str, number: int) -> DeployStats:
+        # Pulls arrive deploy by deploy: remember the last one instead of hashing.
+        last = self._last_deploy
+        if last is not None and last[0][1] == number and last[0][0] == source:
+            return last[1]
+        deploy = self._deploys.get((source, number))
+        if deploy is None:
+            deploy = self._deploys[(source, number)] = DeployStats(Deploy(number, source))
+        self._last_deploy = ((source, number), deploy)
+        return deploy
 
     def deploys(self) -> list[DeployStats]:
         result = []
@@ -386,35 +453,49 @@ class RowEncoder:
     (host, image, source), so encoded strings are cached, within a bound.
     """
 
-    _TEMPLATE = (
-        '{"deploy": %d, "source": %s, "line": %d, "id": %s, "host": %s, "command": %s, '
-        '"reference": %s, "image": %s, "registry": %s, "repository": %s, "tag": %s, '
-        '"digest": %s, "seconds": %s, "success": %s, "exit_status": %s, "outcome": %s}'
+    _TEMPLATE = '{"deploy": %d, "source": %s, "line": %d, "id": %s, %s, "seconds": %s, "success": %s, "exit_status": %s, "outcome": %s}'
+    _WHAT = (
+        '"host": %s, "command": %s, "reference": %s, "image": %s, "registry": %s, '
+        '"repository": %s, "tag": %s, "digest": %s'
     )
+    _CACHE_LIMIT = 4096
 
     def __init__(self) -> None:
         self._strings: dict[str, str] = {}
+        self._what: dict[tuple[str, str, str], str] = {}
 
     def _string(self, value: str | None) -> str:
         if value is None:
             return "null"
         encoded = self._strings.get(value)
         if encoded is None:
-            if len(self._strings) >= 4096:
+            if len(self._strings) >= self._CACHE_LIMIT:
                 self._strings.clear()
             encoded = self._strings[value] = encode_basestring_ascii(value)
         return encoded
 
+    def _what_was_pulled(self, pull: Pull) -> str:
+        """The fields fixed by host, command and reference: the same on every deploy."""
+        key = (pull.host, pull.command, pull.ref.reference)
+        encoded = self._what.get(key)
+        if encoded is None:
+            if len(self._what) >= self._CACHE_LIMIT:
+                self._what.clear()
+            ref, text = pull.ref, self._string
+            encoded = self._what[key] = self._WHAT % (
+                text(pull.host), text(pull.command), text(ref.reference), text(ref.image), text(ref.registry),
+                text(ref.repository), text(ref.tag), text(ref.digest),
+            )
+        return encoded
+
     def encode(self, pull: Pull) -> str:
-        ref, text = pull.ref, self._string
         return self._TEMPLATE % (
-            pull.deploy, text(pull.source), pull.line, encode_basestring_ascii(pull.command_id),
-            text(pull.host), text(pull.command), text(ref.reference), text(ref.image), text(ref.registry),
-            text(ref.repository), text(ref.tag), text(ref.digest),
+            pull.deploy, self._string(pull.source), pull.line, encode_basestring_ascii(pull.command_id),
+            self._what_was_pulled(pull),
             "null" if pull.seconds is None else float.__repr__(pull.seconds),
-            "true" if pull.success else "false",
+            "true" if pull.outcome == "ok" else "false",
             "null" if pull.exit_status is None else int.__repr__(pull.exit_status),
-            text(pull.outcome),
+            self._string(pull.outcome),
         )
 
 
@@ -560,7 +641,7 @@ def _csv(value: Any) -> Any:
 def _box_stats(hist: Histogram, label: str) -> dict[str, Any]:
     q1, median, q3 = hist.quantiles((0.25, 0.5, 0.75))
     reach = 1.5 * (q3 - q1)
-    values = [v / 1000 for v in sorted(hist.counts)]
+    values = hist.distinct_seconds()
     inside = [v for v in values if q1 - reach <= v <= q3 + reach] or [median]
     return {
         "label": label, "med": median, "q1": q1, "q3": q3,

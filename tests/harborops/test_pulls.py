@@ -297,3 +297,34 @@ def test_plot_needs_at_least_one_duration(cli, tmp_path: Path) -> None:  # type:
     target = tmp_path / "pulls.png"
     code, _, err = cli(str(FIXTURES / "real_kamal_1674_local_registry.log"), "--plot", str(target))
     assert code == 1 and "nothing to plot" in err and not target.exists()
+
+
+def test_fast_json_rows_are_exactly_json_dumps() -> None:
+    from harborops.kamal_log import KamalLogParser, scan_stream
+    from harborops.pulls import RowEncoder, pull_row
+
+    encoder = RowEncoder()
+    for fixture in sorted(FIXTURES.glob("*.log")):
+        with fixture.open("rb") as stream:
+            for pull in scan_stream(stream, KamalLogParser(source=f"{fixture.name} \"quoted\" ü")):  # type: ignore[arg-type]
+                assert encoder.encode(pull) == json.dumps(pull_row(pull))
+
+
+def test_histogram_quantiles_stay_exact_when_it_turns_dense() -> None:
+    from harborops.pulls import Histogram
+
+    times_ms = [(i * 7919) % 120_000 + 1 for i in range(5000)] + [45 * 60 * 1000, 2 * 3600 * 1000]
+    histogram = Histogram()
+    for ms in times_ms:
+        histogram.add_ms(ms)
+    assert histogram._dense is not None and histogram._overflow  # switched, long pulls kept apart
+    ordered = sorted(times_ms)
+
+    def linear(q: float) -> float:  # numpy's default, by hand
+        position = (len(ordered) - 1) * q
+        low = int(position)
+        high = min(low + 1, len(ordered) - 1)
+        return (ordered[low] + (ordered[high] - ordered[low]) * (position - low)) / 1000
+
+    assert histogram.quantiles([0, 0.5, 0.9, 0.95, 1]) == pytest.approx([linear(q) for q in (0, 0.5, 0.9, 0.95, 1)])
+    assert histogram.summary()["total"] == sum(times_ms) / 1000
