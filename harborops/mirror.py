@@ -329,7 +329,8 @@ def _progress(total: int) -> Iterator[tuple[Progress, Any]]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
-        transient=False,
+        transient=True,  # the summary replaces it; an error stays one line
+        disable=not err.is_terminal,  # no bar in logs and pipes
     )
     with progress:
         yield progress, progress.add_task("starting", total=total)
@@ -370,9 +371,9 @@ def _print_plan(planned: list[PlannedRule], json_output: bool) -> None:
         table.add_column(column)
     for p in planned:
         table.add_row(p.rule.name, str(p.rule.policy_id), p.action, p.reason)
-    Console().print(table)
+    Console(highlight=False).print(table)
     starts = sum(1 for p in planned if p.action == "start")
-    Console().print(f"would start {starts} of {len(planned)} selected rules")
+    Console(highlight=False).print(f"would start {starts} of {len(planned)} selected rules")
 
 
 def summary_document(results: list[RuleResult], pacer: Pacer, interrupted: bool) -> dict[str, Any]:
@@ -420,7 +421,7 @@ def _print_summary(results: list[RuleResult], pacer: Pacer, interrupted: bool, j
             note,
             style=style,
         )
-    console = Console()
+    console = Console(highlight=False)
     console.print(table)
     totals = ", ".join(f"{status} {count}" for status, count in document["totals"].items())
     last = document["last_rate_limited_at"]

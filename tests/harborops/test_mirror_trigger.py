@@ -330,3 +330,28 @@ def test_ctrl_c_stops_new_starts_saves_state_and_prints_the_summary(harbor: Harb
     assert document["totals"] == {"InProgress": 2, "NotStarted": 4}
     assert len(harbor.api_requests("POST")) == 2
     assert json.loads(state.read_text())["version"] == 1
+
+
+def test_harbor_going_down_mid_run_is_one_line_exit_1_and_keeps_what_finished(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.add_policy("mirror-dockerhub-alpine", task_seconds=2)
+    env.add_policy("mirror-dockerhub-busybox", task_seconds=600)
+    clock = EmulatorClock(env.clock)
+    real_sleep = clock.sleep
+
+    def sleep_then_crash(seconds: float) -> None:
+        real_sleep(seconds)
+        if env.clock.now() >= 30:  # alpine has long succeeded, busybox still runs
+            env.stop()
+
+    monkeypatch.setattr(clock, "sleep", sleep_then_crash)
+    monkeypatch.setattr(mirror, "make_clock", lambda: clock)
+    state = tmp_path / "state.json"
+
+    code, out, err = run(capsys, *FAST, "--state-file", str(state))
+
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "cannot reach Harbor" in err and f"state saved to {state}" in err
+    recorded = json.loads(state.read_text())["sites"][env.url]["rules"]
+    assert {name: r["status"] for name, r in recorded.items()} == {"mirror-dockerhub-alpine": "Succeed"}
