@@ -649,53 +649,69 @@ def _box_stats(hist: Histogram, label: str) -> dict[str, Any]:
     }
 
 
+def _plotted_groups(current: Collector, baseline: Collector | None) -> tuple[list[tuple[str, ...]], int]:
+    """Groups with at least one duration, the busiest first, capped; and how many there were."""
+
+    def timed_pulls(collector: Collector | None, key: tuple[str, ...]) -> int:
+        stats = collector.groups.get(key) if collector is not None else None
+        return stats.times.n if stats is not None else 0
+
+    keys = set(current.groups) | (set(baseline.groups) if baseline else set())
+    timed = [k for k in keys if timed_pulls(current, k) + timed_pulls(baseline, k)]
+    if not timed:
+        raise HarborOpsError("nothing to plot: no pull has a duration (all failed or unfinished)")
+    busiest = sorted(timed, key=lambda k: (-(timed_pulls(current, k) + timed_pulls(baseline, k)), k))
+    return sorted(busiest[:PLOT_GROUP_LIMIT], reverse=True), len(timed)  # reversed: top row first
+
+
 def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> None:
-    """Box per group with the individual pulls strewn over it; baseline to the left."""
+    """One row per group: a box with the individual pulls strewn over it, baseline above.
+
+    Horizontal, so that long host and image names stay readable however many groups.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    groups = set(current.groups) | (set(baseline.groups) if baseline else set())
-    timed = [k for k in groups if current.groups.get(k, GroupStats()).times.n or (baseline and baseline.groups.get(k, GroupStats()).times.n)]
-    if not timed:
-        raise HarborOpsError("nothing to plot: no pull has a duration (all failed or unfinished)")
-
-    def weight(key: tuple[str, ...]) -> int:
-        return current.groups.get(key, GroupStats()).times.n + (baseline.groups.get(key, GroupStats()).times.n if baseline else 0)
-
-    shown = sorted(sorted(timed, key=weight, reverse=True)[:PLOT_GROUP_LIMIT])
-    sides = [("baseline", baseline, "#9e9e9e", -0.2), ("current", current, "#1f77b4", 0.2)] if baseline else [("current", current, "#1f77b4", 0.0)]
-    width = 0.34 if baseline else 0.5
-
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(shown) + 2), 5.5), dpi=110)
+    shown, total_groups = _plotted_groups(current, baseline)
+    sides = [("baseline", baseline, "#8c8c8c", 0.2), ("current", current, "#1f77b4", -0.2)] if baseline else [
+        ("current", current, "#1f77b4", 0.0)
+    ]
+    height = 0.34 if baseline else 0.5
+    rows_inch = 0.62 if baseline else 0.42
+    fig, ax = plt.subplots(figsize=(10.0, max(3.0, rows_inch * len(shown) + 1.6)), dpi=110)
+    labels = []
     for index, key in enumerate(shown):
+        counts = []
         for _name, collector, colour, offset in sides:
             assert collector is not None
-            hist = collector.groups.get(key, GroupStats()).times
+            stats = collector.groups.get(key)
+            hist = stats.times if stats is not None else Histogram()
+            counts.append(str(hist.n))
             if hist.n == 0:
                 continue
             position = index + offset
-            ax.bxp([_box_stats(hist, "")], positions=[position], widths=width, showfliers=False, patch_artist=True,
-                   boxprops={"facecolor": colour, "alpha": 0.35, "edgecolor": colour},
-                   medianprops={"color": colour, "linewidth": 2}, whiskerprops={"color": colour}, capprops={"color": colour})
+            ax.bxp([_box_stats(hist, "")], positions=[position], widths=height, vert=False, showfliers=False,
+                   patch_artist=True, boxprops={"facecolor": colour, "alpha": 0.3, "edgecolor": colour},
+                   medianprops={"color": colour, "linewidth": 2.2}, whiskerprops={"color": colour},
+                   capprops={"color": colour})
             points = hist.sample(PLOT_POINTS_PER_GROUP)
-            spread = [position + width * 0.35 * (((i * 0.6180339887) % 1.0) - 0.5) for i in range(len(points))]
-            ax.scatter(spread, points, s=14, color=colour, alpha=0.8, linewidths=0, zorder=3)
-            ax.annotate(f"n={hist.n}", (position, 0), xytext=(0, -2), textcoords="offset points",
-                        ha="center", va="top", fontsize=7, color=colour, annotation_clip=False)
-    labels = [" / ".join(key) for key in shown]
-    ax.set_xticks(range(len(shown)), labels, rotation=30 if max(map(len, labels)) > 12 else 0, ha="right" if max(map(len, labels)) > 12 else "center")
-    ax.set_xlim(-0.6, len(shown) - 0.4)
-    ax.set_ylim(bottom=0)
-    ax.set_ylabel("pull time (seconds)")
+            jitter = [position + height * 0.7 * (((i * 0.6180339887) % 1.0) - 0.5) for i in range(len(points))]
+            ax.scatter(points, jitter, s=10, color=colour, alpha=0.75, linewidths=0, zorder=3)
+        labels.append(f"{' / '.join(key)}\nn = {' → '.join(counts)}")
+    ax.set_yticks(range(len(shown)), labels, fontsize=8)
+    ax.set_ylim(-0.6, len(shown) - 0.4)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("pull time (seconds)")
     names = " / ".join(b.value for b in current.by)
-    extra = f" (largest {len(shown)} of {len(timed)} groups)" if len(timed) > len(shown) else ""
-    ax.set_title(f"Image pull times by {names}{extra}")
-    ax.grid(axis="y", alpha=0.3)
+    extra = f" (busiest {len(shown)} of {total_groups} groups)" if total_groups > len(shown) else ""
+    title = f"Image pull times by {names}{extra}"
+    ax.set_title(title + (": baseline (grey) vs current (blue)" if baseline else ""), fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     if baseline:
-        ax.legend(handles=[Patch(color=c, alpha=0.6, label=n) for n, _, c, _ in sides], loc="upper right")
+        ax.legend(handles=[Patch(color=c, alpha=0.6, label=n) for n, _, c, _ in sides], loc="lower right", fontsize=8)
     fig.tight_layout()
     try:
         fig.savefig(path, format="png")
