@@ -98,7 +98,8 @@ class DockerHubMirror(pulumi.ComponentResource):
     def __init__(self, name: str, args: DockerHubMirrorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("harbor-platform:index:DockerHubMirror", name, None, opts)
         config = args.config
-        child = pulumi.ResourceOptions(parent=self)
+        # Harbor names are unique: a create-before-delete replacement would get a 409.
+        child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         for warning in args.catalog.warnings:
             pulumi.log.warn(warning, resource=self)
 
@@ -115,8 +116,8 @@ class DockerHubMirror(pulumi.ComponentResource):
         self.catalog = DockerHubCatalog(f"{name}-catalog", args.catalog.snapshot, opts=child)
 
         self.repositories = selected_repositories(config, args.catalog.snapshot.names)
-        rule_opts = pulumi.ResourceOptions(
-            parent=self, depends_on=[args.target_project] if args.target_project is not None else []
+        rule_opts = child.merge(
+            pulumi.ResourceOptions(depends_on=[args.target_project] if args.target_project is not None else [])
         )
         self.rules: dict[str, harbor.Replication] = {
             repository: self._rule(name, config, repository, rule_opts) for repository in self.repositories

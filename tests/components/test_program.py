@@ -57,12 +57,23 @@ EXPECTED_COUNTS = {
     REGISTRY_T: 1,
     REPLICATION_T: 2,
 }
+#: Chicago also mirrors Docker Hub (the harness's default emulator lists 3 repositories):
+#: the component, its self-reference for the last catalogue, the catalogue record, the
+#: docker-hub endpoint and one rule per repository. Ashburn mirrors nothing.
+MIRROR_COUNTS = {
+    "harbor-platform:index:DockerHubMirror": 1,
+    "pulumi:pulumi:StackReference": 1,
+    "pulumi-python:dynamic/harbor-platform:DockerHubCatalog": 1,
+    REGISTRY_T: 1,
+    REPLICATION_T: 3,
+}
 
 
 @pytest.mark.parametrize("stack", ["chi", "iad"])
 def test_each_stack_declares_exactly_these_resources(stack: str, request: pytest.FixtureRequest) -> None:
     run: ProgramRun = request.getfixturevalue(stack)
-    assert Counter(r.type for r in run.resources) == EXPECTED_COUNTS
+    expected = Counter(EXPECTED_COUNTS) + (Counter(MIRROR_COUNTS) if stack == "chi" else Counter())
+    assert Counter(r.type for r in run.resources) == expected
     # The legacy purge resource is never used: it purges nothing on Harbor >= 2.13.
     assert not run.of_type(f"{HARBOR}/purgeAuditLog:PurgeAuditLog")
 
@@ -73,12 +84,25 @@ def test_children_hang_under_their_component(stack: str, request: pytest.Fixture
     peer = "iad" if stack == "chi" else "chi"
     site_urn = run.urn_of(stack)
     pair_urn = run.urn_of(f"{stack}-{peer}")
+    mirror_urns = {r.urn for r in run.resources if r.type == "harbor-platform:index:DockerHubMirror"}
     for resource in run.resources:
+        if resource.urn in mirror_urns or resource.parent in mirror_urns or resource.name.startswith("dockerhub-mirror"):
+            continue  # the mirror's own tree: tests/components/test_dockerhub_mirror.py
         if resource.type in (REGISTRY_T, REPLICATION_T):
             assert resource.parent == pair_urn, resource.name
         elif resource.type.startswith(("harbor:", "aws:", "pulumi:providers:", "pulumi-python:")):
             assert resource.parent == site_urn, resource.name
         assert resource.name.startswith(stack), resource.name
+
+
+def test_chicago_mirrors_docker_hub_and_ashburn_does_not(chi: ProgramRun, iad: ProgramRun) -> None:
+    assert chi.outputs["dockerHubMirrorRules"].value == [
+        "mirror-dockerhub-basecamp", "mirror-dockerhub-hey", "mirror-dockerhub-writebook",
+    ]
+    mirror_urn = chi.urn_of("dockerhub-mirror")
+    rules = [r for r in chi.of_type(REPLICATION_T) if r.parent == mirror_urn]
+    assert {r.inputs["destNamespace"] for r in rules} == {"yourorg"}
+    assert "dockerHubMirrorRules" not in iad.outputs and not iad.of_type("harbor-platform:index:DockerHubMirror")
 
 
 def test_harbor_provider_verifies_tls_and_logs_in_as_admin(chi: ProgramRun) -> None:
@@ -195,14 +219,14 @@ def test_replication_rules_follow_the_seed_and_cannot_ping_pong(
 
 
 def test_registry_endpoint_uses_the_peers_replication_robot(chi: ProgramRun) -> None:
-    [registry] = chi.of_type(REGISTRY_T)
+    [registry] = [r for r in chi.of_type(REGISTRY_T) if r.parent == chi.urn_of("chi-iad")]
     peer = default_peer_outputs("iad")
     assert registry.inputs["endpointUrl"] == "https://registry-iad.yourorg.example"
     assert registry.inputs["providerName"] == "harbor"
     assert registry.inputs["accessId"] == peer["replicationRobotName"]
     assert registry.inputs["accessSecret"] == peer["replicationRobotSecret"]
     assert registry.inputs["insecure"] is False
-    [reference] = chi.of_type("pulumi:pulumi:StackReference")
+    [reference] = [r for r in chi.of_type("pulumi:pulumi:StackReference") if r.name == "chi-peer-iad"]
     assert reference.inputs["name"] == "organization/harbor-platform/iad"
 
 
@@ -215,7 +239,8 @@ def test_first_up_before_the_peer_exists_warns_and_skips_replication() -> None:
         "rules for iad are skipped this run. Bootstrap order: `pulumi up --stack chi`, "
         "`pulumi up --stack iad`, then `pulumi up --stack chi` again."
     ]
-    assert not run.of_type(REGISTRY_T) and not run.of_type(REPLICATION_T)
+    peer_side = [r for r in run.resources if r.type in (REGISTRY_T, REPLICATION_T) and not r.name.startswith("dockerhub-mirror")]
+    assert peer_side == []
     assert run.outputs["replicationRobotSecret"].secret  # iad can read it on its first up
 
 
@@ -252,7 +277,8 @@ def test_outputs_secret_ones_are_secret_and_plain_ones_leak_nothing(
     stack: str, request: pytest.FixtureRequest
 ) -> None:
     run: ProgramRun = request.getfixturevalue(stack)
-    assert set(run.outputs) == SECRET_OUTPUTS | {
+    mirror_outputs = {"dockerHubCatalog", "dockerHubMirrorRules"} if stack == "chi" else set()
+    assert set(run.outputs) == SECRET_OUTPUTS | mirror_outputs | {
         "siteName", "siteRole", "registryHost", "kamalRegistryServer", "kamalRegistryUsername",
         "ciRegistryUsername", "replicationRobotName", "bucketName", "s3PolicyJson",
     }

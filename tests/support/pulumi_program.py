@@ -64,7 +64,11 @@ PLACEHOLDER_SECRETS: dict[str, str] = {
     "s3AdminAccessKey": "PLACEHOLDER-s3-admin-access-key-22f9",
     "s3AdminSecretKey": "PLACEHOLDER-s3-admin-secret-key-6c5d",
     "peerReplicationSecret": "PLACEHOLDER-peer-replication-secret-0e7b",
+    "dockerHubToken": "PLACEHOLDER-dockerhub-token-5e21",
 }
+#: The Docker Hub catalogue a committed mirror stack sees unless a test brings its own
+#: emulator: the program lists Docker Hub while it runs, and no test may reach the internet.
+DEFAULT_HUB_REPOSITORIES = ("basecamp", "hey", "writebook")
 #: What the mocks make up for provider-generated secrets (robot secrets, IAM keys).
 GENERATED_ROBOT_SECRET = "GENERATED-robot-secret-5a9c"
 GENERATED_AWS_SECRET_KEY = "GENERATED-aws-secret-key-3b8e"
@@ -252,6 +256,8 @@ def _engine_config(
             values.pop(key, None)
         else:
             values[key] = value
+    if "dockerHubMirror" in values and "dockerHubMirror" not in (overrides or {}):
+        values["dockerHubMirror"] = {**values["dockerHubMirror"], "apiUrl": _default_hub(values["dockerHubMirror"]).url}
     secret_values = {**PLACEHOLDER_SECRETS, **(secrets or {})}
     engine: dict[str, str] = {}
     for key, value in values.items():
@@ -265,6 +271,25 @@ def _engine_config(
     for key, value in (plain or {}).items():
         engine[f"{PROJECT}:{key}"] = value
     return engine, secret_keys
+
+
+_default_hub_emulator: Any = None
+
+
+def _default_hub(mirror: Mapping[str, Any]) -> Any:
+    """One loopback Docker Hub per test process for the committed stack's mirror block."""
+    global _default_hub_emulator
+    if _default_hub_emulator is None:
+        import atexit
+
+        from tests.emulators.dockerhub import DockerHubEmulator
+
+        emulator = DockerHubEmulator().start()
+        emulator.add_namespace(mirror["namespace"], list(DEFAULT_HUB_REPOSITORIES), private={"basecamp"})
+        emulator.add_user(mirror["username"], PLACEHOLDER_SECRETS["dockerHubToken"], member_of={mirror["namespace"]})
+        atexit.register(emulator.stop)
+        _default_hub_emulator = emulator
+    return _default_hub_emulator
 
 
 # --------------------------------------------------------------------------- run
