@@ -693,7 +693,7 @@ def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> Non
             if hist.n == 0:
                 continue
             position = index + offset
-            ax.bxp([_box_stats(hist, "")], positions=[position], widths=height, vert=False, showfliers=False,
+            ax.bxp([_box_stats(hist, "")], positions=[position], widths=height, orientation="horizontal", showfliers=False,
                    patch_artist=True, boxprops={"facecolor": colour, "alpha": 0.3, "edgecolor": colour},
                    medianprops={"color": colour, "linewidth": 2.2}, whiskerprops={"color": colour},
                    capprops={"color": colour})
