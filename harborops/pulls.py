@@ -289,13 +289,11 @@ class Collector:
         self._last_deploy = ((source, number), deploy)
         return deploy
 
-    def deploys(self) -> list[DeployStats]:
-        result = []
+    def deploys(self) -> Iterator[DeployStats]:
         for deploy in self.deploys_in_order:
             stats = self._deploys.get((deploy.source, deploy.number)) or DeployStats(deploy)
             stats.deploy = deploy  # the parser's record carries the `Finished all in` time
-            result.append(stats)
-        return result
+            yield stats
 
     def stats_rows(self) -> list[dict[str, Any]]:
         return [
@@ -304,7 +302,7 @@ class Collector:
         ]
 
 
-def median_deploy_seconds(deploys: list[DeployStats]) -> float | None:
+def median_deploy_seconds(deploys: Iterable[DeployStats]) -> float | None:
     times = sorted(d.deploy.seconds for d in deploys if d.deploy.seconds is not None)
     if not times:
         return None
@@ -499,17 +497,38 @@ class RowEncoder:
         )
 
 
-def write_json(out: TextIO, pulls: Iterator[Pull], finish: Any) -> None:
+def _write_array(out: TextIO, items: Iterable[Any], indent: str = "") -> None:
+    """A JSON array written item by item: a year of deploys never sits in memory as text."""
+    separator = "[\n" + indent + " "
+    for item in items:
+        out.write(separator + json.dumps(item))
+        separator = ",\n" + indent + " "
+    out.write("[]" if separator.startswith("[") else "\n" + indent + "]")
+
+
+def write_json(out: TextIO, pulls: Iterator[Pull], current: Collector, baseline: Collector | None) -> None:
     """Stream the rows, then the statistics; nothing is written if reading fails first."""
     encoder = RowEncoder()
-    separator = '{"version": %d, "pulls": [\n  ' % JSON_VERSION
+    separator = '{"version": %d,\n "pulls": [\n  ' % JSON_VERSION
     for pull in pulls:
         out.write(separator + encoder.encode(pull))
         separator = ",\n  "
-    tail = finish()
-    out.write("\n], " if separator == ",\n  " else '{"version": %d, "pulls": [], ' % JSON_VERSION)
-    out.write(json.dumps(tail, indent=2)[1:].lstrip())
-    out.write("\n")
+    out.write("\n ],\n" if separator == ",\n  " else '{"version": %d,\n "pulls": [],\n' % JSON_VERSION)
+    out.write(f' "by": {json.dumps([b.value for b in current.by])},\n')
+    out.write(f' "include_failed": {json.dumps(current.pull_filter.include_failed)},\n "stats": ')
+    _write_array(out, current.stats_rows(), " ")
+    out.write(',\n "deploys": ')
+    _write_array(out, (d.as_dict() for d in current.deploys()), " ")
+    if baseline is None:
+        out.write(',\n "baseline": null,\n "comparison": null\n}\n')
+        return
+    out.write(',\n "baseline": {\n  "stats": ')
+    _write_array(out, baseline.stats_rows(), "  ")
+    out.write(',\n  "deploys": ')
+    _write_array(out, (d.as_dict() for d in baseline.deploys()), "  ")
+    out.write('\n },\n "comparison": ')
+    _write_array(out, compare(baseline, current), " ")
+    out.write("\n}\n")
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -580,13 +599,12 @@ def rows_table(pulls: list[Pull]) -> Table:
 
 
 def deploys_line(current: Collector, baseline: Collector | None) -> str:
-    deploys = current.deploys()
-    now = median_deploy_seconds(deploys)
-    text = f"{len(deploys)} deploys, median deploy time {_fmt(now, 1)} s (from 'Finished all in')"
+    now = median_deploy_seconds(current.deploys())
+    text = f"{len(current.deploys_in_order)} deploys, median deploy time {_fmt(now, 1)} s (from 'Finished all in')"
     if baseline is not None:
         before = median_deploy_seconds(baseline.deploys())
         change = delta(before, now)
-        text += f"; baseline {len(baseline.deploys())} deploys, median {_fmt(before, 1)} s"
+        text += f"; baseline {len(baseline.deploys_in_order)} deploys, median {_fmt(before, 1)} s"
         if change is not None:
             text += f", Δ {change['abs']:+.1f} s"
     return text
@@ -767,21 +785,7 @@ def report(
     pulls = read_pulls(paths, current, "log")
 
     if json_output:
-        def tail() -> dict[str, Any]:
-            result = {
-                "by": [b.value for b in group_by],
-                "include_failed": include_failed,
-                "stats": current.stats_rows(),
-                "deploys": [d.as_dict() for d in current.deploys()],
-                "baseline": None,
-                "comparison": None,
-            }
-            if before is not None:
-                result["baseline"] = {"stats": before.stats_rows(), "deploys": [d.as_dict() for d in before.deploys()]}
-                result["comparison"] = compare(before, current)
-            return result
-
-        write_json(sys.stdout, pulls, tail)
+        write_json(sys.stdout, pulls, current, before)
     elif csv_output and rows:
         write_csv_rows(sys.stdout, pulls)
     else:
