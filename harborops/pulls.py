@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
-from array import array
 import math
 import sys
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -245,7 +245,6 @@ class Collector:
     groups: dict[tuple[str, ...], GroupStats] = field(default_factory=dict)
     pulls_seen: int = 0
     pulls_matched: int = 0
-    bytes_read: int = 0
     _deploys: dict[tuple[str, int], DeployStats] = field(default_factory=dict)
     deploys_in_order: list[Deploy] = field(default_factory=list)
 
@@ -387,12 +386,14 @@ def read_pulls(paths: list[str], collector: Collector, what: str) -> Iterator[Pu
                 parser.next_source(path)
             stream, size = _open_log(path, stack)
             task = progress.add_task(f"{what} {path}", total=size)
+            blocks = 0
 
             def advance(stream: BinaryIO = stream, task: Any = task) -> None:
-                if size is not None:
-                    progress.update(task, completed=stream.tell())
+                nonlocal blocks
+                blocks += 1
+                progress.update(task, completed=stream.tell() if stream is not sys.stdin.buffer else None)
 
-            before = len(parser.deploys)
+            first_deploy = len(parser.deploys)
             try:
                 for pull in scan_stream(stream, parser, on_block=advance):
                     if collector.add(pull):
@@ -401,10 +402,9 @@ def read_pulls(paths: list[str], collector: Collector, what: str) -> Iterator[Pu
                 raise UsageError(f"{path}: {exc}") from exc
             except OSError as exc:
                 raise HarborOpsError(f"{path}: cannot read ({exc})") from exc
-            collector.bytes_read += stream.tell() if size is not None else 0
-            if size == 0:
+            if blocks == 0:
                 raise HarborOpsError(f"{path}: the log is empty")
-            collector.deploys_in_order.extend(parser.deploys[before:])
+            collector.deploys_in_order.extend(parser.deploys[first_deploy:])
     if collector.pulls_seen == 0:
         label = "" if what == "log" else f"{what} "
         raise HarborOpsError(f"no image pulls ('docker pull' or 'docker image pull') found in {label}{', '.join(paths)}")

@@ -328,3 +328,8 @@ def test_histogram_quantiles_stay_exact_when_it_turns_dense() -> None:
 
     assert histogram.quantiles([0, 0.5, 0.9, 0.95, 1]) == pytest.approx([linear(q) for q in (0, 0.5, 0.9, 0.95, 1)])
     assert histogram.summary()["total"] == sum(times_ms) / 1000
+
+
+def test_empty_stdin_says_so(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli("--json", stdin=b"")
+    assert (code, out) == (1, "") and "-: the log is empty" in err
