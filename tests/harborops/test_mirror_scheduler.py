@@ -204,6 +204,16 @@ def test_executions_failing_in_the_same_burst_pause_once_not_four_times() -> Non
     assert pacer.stats.rate_limited_failures == 10 and pacer.stats.pauses < 10
 
 
+def test_concurrency_is_cut_once_per_episode_not_once_per_failed_probe() -> None:
+    clock = VirtualClock()
+    harbor = SimHarbor(clock, duration=5.0, per_window=2, window=1000.0)
+    pacer = Pacer(harbor, rules(6), fast(max_in_flight=4, backoff=10.0, rate_limit_retries=3), clock)
+    results = pacer.run()
+    assert pacer.stats.allowed_history == [2.0]  # 4 -> 2, then probes of 2 that fail leave it there
+    assert pacer.stats.pauses >= 3
+    assert by_status(results) == {"Succeed": 2, "Failed": 4}
+
+
 def test_other_failures_are_reported_not_retried_unless_asked() -> None:
     clock = VirtualClock()
     results = Pacer(SimHarbor(clock, failing=frozenset({2})), rules(3), fast(), clock).run()
