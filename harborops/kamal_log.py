@@ -20,7 +20,7 @@ cli/main.rb, sshkit_with_ext.rb and bin/kamal):
   neither is the audit record "Pulled image with version" or the registry-mirror
   probe (`docker info --format '{{index .RegistryConfig.Mirrors 0}}'`).
 
-The parser is fed decoded lines one at a time. `iter_pulls` adds the fast path: it
+The parser is fed decoded lines one at a time. `scan_stream` adds the fast path: it
 reads bytes in large blocks and decodes only the few lines that can matter (see
 `_BlockScanner`), which is what keeps a gigabyte log faster than gawk.
 """

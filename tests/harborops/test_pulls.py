@@ -333,3 +333,12 @@ def test_histogram_quantiles_stay_exact_when_it_turns_dense() -> None:
 def test_empty_stdin_says_so(cli) -> None:  # type: ignore[no-untyped-def]
     code, out, err = cli("--json", stdin=b"")
     assert (code, out) == (1, "") and "-: the log is empty" in err
+
+
+def test_gzip_cut_off_in_the_middle(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    whole = gzip.compress((FIXTURES / "two_deploys_and_a_cut.log").read_bytes() * 40)
+    cut = tmp_path / "cut.log.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    code, out, err = cli(str(cut), "--csv")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "cut.log.gz: not a readable log or gzip file" in err
