@@ -14,6 +14,8 @@ How it paces:
 - a rate-limited failure pauses *all* new starts (the Docker Hub limit is shared),
   with an exponential backoff, and re-queues the rule at the back; the first one
   after a success halves `allowed` (once per episode, not once per failed probe);
+- after each pause a single execution probes the window; a success, or the probe
+  outliving twice the time 429s take to show, ends the probe;
 - executions started after the last rate-limited failure that succeed raise
   `allowed` by one per full round of successes (additive increase), up to
   `max_in_flight`, and reset the backoff.
@@ -245,6 +247,11 @@ class Pacer:
         self._next_backoff = config.backoff
         self._paused_until = -math.inf
         self._last_rate_limit_mono = -math.inf
+        # After a 429, one execution at a time probes whether the window reopened.
+        self._probing = False
+        # Longest time from start to a seen rate-limited failure: an execution that has
+        # run twice that long got past the point where Docker Hub refuses it.
+        self._rate_limit_latency = 0.0
         self.stats = PacerStats()
         self.interrupted = False
         if last_rate_limited_at is not None:
@@ -259,6 +266,7 @@ class Pacer:
             self._paused_until = self._clock.monotonic() + self._config.backoff - age
         if age < self._config.max_backoff:
             self._allowed = max(1.0, self._config.max_in_flight / 2)
+            self._probing = True
             self.stats.allowed_history.append(self._allowed)
 
     # --- the loop -------------------------------------------------------------
@@ -291,6 +299,22 @@ class Pacer:
             if outcome is Outcome.FAILED and not view.status_text:
                 view = ExecutionView(view.id, view.policy_id, view.status, _first_error(failure_text()))
             self._finish(running, view, outcome)
+        self._end_probe_if_past_the_gate()
+
+    def _end_probe_if_past_the_gate(self) -> None:
+        """A probe still running well past the time 429s take to show has got through:
+        open up now instead of waiting the whole execution for its success."""
+        if not self._probing or self._rate_limit_latency <= 0:
+            return
+        now = self._clock.monotonic()
+        for running in self._running.values():
+            if (
+                running.started_at >= self._last_rate_limit_mono
+                and now - running.started_at > 2 * self._rate_limit_latency
+            ):
+                self._probing = False
+                self._succeeded_since_rate_limit = True
+                return
 
     def _adopt_or_count_others(self) -> int:
         """Follow executions someone else started for our pending rules; count the rest."""
@@ -316,7 +340,8 @@ class Pacer:
         now = self._clock.monotonic()
         if now < self._paused_until:
             return
-        while self._pending and len(self._running) + others < math.floor(self._allowed):
+        limit = 1 if self._probing else math.floor(self._allowed)
+        while self._pending and len(self._running) + others < limit:
             rule = self._pending.popleft()
             result = self.results[rule.policy_id]
             try:
@@ -356,6 +381,7 @@ class Pacer:
 
     def _on_rate_limited(self, running: _Running, result: RuleResult) -> None:
         now = self._clock.monotonic()
+        self._rate_limit_latency = max(self._rate_limit_latency, now - running.started_at)
         result.rate_limited = True
         self.stats.rate_limited_failures += 1
         self.stats.last_rate_limited_at = self._wall_clock()
@@ -373,6 +399,7 @@ class Pacer:
                 self.stats.allowed_history.append(self._allowed)
             self._successes_this_round = 0
             self._succeeded_since_rate_limit = False
+            self._probing = True
         self._last_rate_limit_mono = now
         used = self._rate_limit_retries.get(result.rule.policy_id, 0)
         if used < self._config.rate_limit_retries:
@@ -393,6 +420,7 @@ class Pacer:
             return  # it ran before the limit bit; it says nothing about the current pace
         self._next_backoff = self._config.backoff
         self._succeeded_since_rate_limit = True
+        self._probing = False
         self._successes_this_round += 1
         if self._successes_this_round >= math.floor(self._allowed) and self._allowed < self._config.max_in_flight:
             self._allowed = min(float(self._config.max_in_flight), math.floor(self._allowed) + 1.0)

@@ -214,6 +214,21 @@ def test_concurrency_is_cut_once_per_episode_not_once_per_failed_probe() -> None
     assert by_status(results) == {"Succeed": 2, "Failed": 4}
 
 
+def test_after_a_pause_one_probe_runs_alone_until_it_gets_through() -> None:
+    clock = VirtualClock()
+    harbor = SimHarbor(clock, duration=30.0, per_window=2, window=60.0)
+    pacer = Pacer(harbor, rules(8), fast(max_in_flight=4, backoff=10.0, max_backoff=20.0), clock)
+    results = pacer.run()
+    assert by_status(results) == {"Succeed": 8}
+    after_first_429 = [(t, e) for t, e in harbor.starts if t > 1.0]
+    probes = [t for t, _ in after_first_429 if t < 60.0]
+    assert probes and len(probes) == len(set(probes))  # one at a time while the window is spent
+    # 429s show 1 s after a start; the probe that starts in the new window is trusted
+    # after twice that, long before its 30 s run succeeds
+    probe_start = min(t for t, _ in after_first_429 if t >= 60.0)
+    assert [t for t, _ in harbor.starts if probe_start < t < probe_start + 10.0]
+
+
 def test_other_failures_are_reported_not_retried_unless_asked() -> None:
     clock = VirtualClock()
     results = Pacer(SimHarbor(clock, failing=frozenset({2})), rules(3), fast(), clock).run()
@@ -260,8 +275,9 @@ def test_a_recent_rate_limit_from_an_earlier_run_starts_paused_at_half_the_cap()
     )
     results = pacer.run()
     assert by_status(results) == {"Succeed": 8}
-    assert harbor.starts[0][0] == 6.0  # the 6 s left of the 10 s backoff
-    assert [t for t, _ in harbor.starts].count(6.0) == 2  # half of --max-in-flight 4
+    starts = [t for t, _ in harbor.starts]
+    assert starts[0] == 6.0 and starts.count(6.0) == 1  # a lone probe, after the 6 s left of the backoff
+    assert starts.count(11.0) == 2  # it got through: half of --max-in-flight 4
     assert pacer.stats.last_rate_limited_at == wall - timedelta(seconds=4)
 
 
