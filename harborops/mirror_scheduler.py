@@ -259,7 +259,7 @@ class Pacer:
 
     def _remember(self, last_rate_limited_at: datetime) -> None:
         """A run that starts soon after an earlier one was rate-limited starts carefully:
-        it waits out what is left of the first backoff and begins at half the cap."""
+        it waits out what is left of the first backoff, probes, then runs at half the cap."""
         self.stats.last_rate_limited_at = last_rate_limited_at
         age = (self._wall_clock() - last_rate_limited_at).total_seconds()
         if age < self._config.backoff:
