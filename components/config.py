@@ -17,9 +17,21 @@ import re
 from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import pulumi
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic.alias_generators import to_camel
 
 PROJECT_NAME = "harbor-platform"
@@ -49,9 +61,9 @@ class ConfigError(pulumi.RunError):
     A ``RunError`` so the Pulumi CLI prints the message without a stack trace.
     """
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], heading: str = "invalid stack configuration:"):
         self.problems = problems
-        super().__init__("invalid stack configuration:\n" + "\n".join(problems))
+        super().__init__(heading + "\n" + "\n".join(problems))
 
 
 # --------------------------------------------------------------------------- schedules
@@ -64,26 +76,52 @@ _CRON_FIELD_RANGES: tuple[tuple[str, int, int], ...] = (
     ("month", 1, 12),
     ("day of week", 0, 6),
 )
-_CRON_ATOM = re.compile(r"^(\*|\?|\d+(?:-\d+)?)(?:/(\d+))?$")
+# Harbor parses schedules with robfig/cron, which also takes three-letter month and
+# weekday names in any case (spec.go's bounds.names, looked up with strings.ToLower).
+_CRON_NAMES: dict[str, dict[str, int]] = {
+    "month": {
+        name: number
+        for number, name in enumerate(
+            ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1
+        )
+    },
+    "day of week": {name: number for number, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
+}
+_CRON_NAME_HINT = {"month": " or a name JAN-DEC", "day of week": " or a name SUN-SAT"}
+_CRON_ATOM = re.compile(r"^(\*|\?|([0-9A-Za-z]+)(?:-([0-9A-Za-z]+))?)(?:/(\d+))?$")
+
+
+def _cron_value(text: str, field: str, low: int, high: int) -> int:
+    names = _CRON_NAMES.get(field, {})
+    if text.lower() in names:
+        return names[text.lower()]
+    if not text.isdigit():
+        raise ValueError(f"cron {field} field {text!r} is not a number{_CRON_NAME_HINT.get(field, '')}")
+    number = int(text)
+    if not low <= number <= high:
+        raise ValueError(f"cron {field} field {number} is outside {low}-{high}")
+    return number
 
 
 def _check_cron_atom(atom: str, field: str, low: int, high: int) -> None:
     match = _CRON_ATOM.match(atom)
     if not match:
         raise ValueError(f"cron {field} field {atom!r} is not a number, range, list, step, '*' or '?'")
-    base, step = match.group(1), match.group(2)
+    base, start, end, step = match.groups()
     if base == "?" and field not in ("day of month", "day of week"):
         raise ValueError(f"cron {field} field cannot be '?'")
     if step is not None and int(step) == 0:
         raise ValueError(f"cron {field} field has a step of 0")
-    if base not in ("*", "?"):
-        for number in (int(n) for n in base.split("-")):
-            if not low <= number <= high:
-                raise ValueError(f"cron {field} field {number} is outside {low}-{high}")
+    if start is not None:
+        first = _cron_value(start, field, low, high)
+        # robfig/cron refuses a range whose start is past its end ("beginning of range
+        # beyond end of range"), so Harbor would refuse it at apply time.
+        if end is not None and first > _cron_value(end, field, low, high):
+            raise ValueError(f"cron {field} field range {base} ends before it starts")
 
 
 def check_harbor_cron(expression: str) -> str:
-    """Validate Harbor's 6-field cron (seconds first), e.g. ``0 0/10 * * * *``."""
+    """Validate Harbor's 6-field cron (seconds first), e.g. ``0 0/10 * * * *`` or ``0 0 3 * * MON-FRI``."""
     fields = expression.split()
     if len(fields) != 6:
         raise ValueError(
@@ -95,21 +133,29 @@ def check_harbor_cron(expression: str) -> str:
     return expression
 
 
-def _schedule(presets: tuple[str, ...]):
-    def check(value: str) -> str:
-        if value in presets:
-            return value
-        if value.strip().lower() in {p.lower() for p in presets}:
-            raise ValueError(f"write the schedule as one of {', '.join(presets)} (exact case)")
-        return check_harbor_cron(value)
+_PRESETS = ("Hourly", "Daily", "Weekly")
 
-    return check
+
+def _periodic_schedule(value: str) -> str:
+    if value in _PRESETS:
+        return value
+    if value.strip().lower() in {p.lower() for p in _PRESETS}:
+        raise ValueError(f"write the schedule as one of {', '.join(_PRESETS)} (exact case)")
+    return check_harbor_cron(value)
+
+
+def _replication_schedule(value: str) -> str:
+    # Harbor's replication trigger is manual, event_based or scheduled with a cron
+    # (trigger_settings.cron): it has no Hourly/Daily/Weekly presets.
+    if value.strip().lower() in {p.lower() for p in _PRESETS}:
+        raise ValueError(f"replication rules take a 6-field cron, not {value!r}")
+    return check_harbor_cron(value)
 
 
 #: GC, retention and audit-log purge accept these presets or a 6-field cron.
-PeriodicSchedule = Annotated[str, AfterValidator(_schedule(("Hourly", "Daily", "Weekly")))]
+PeriodicSchedule = Annotated[str, AfterValidator(_periodic_schedule)]
 #: Replication pull rules take a cron only.
-CronSchedule = Annotated[str, AfterValidator(check_harbor_cron)]
+CronSchedule = Annotated[str, AfterValidator(_replication_schedule)]
 
 
 # --------------------------------------------------------------------------- base
@@ -123,13 +169,21 @@ class _Model(BaseModel):
     )
 
 
+def _no_credentials(value: str) -> None:
+    # Never echo the URL: it would print the password.
+    if "@" in urlsplit(value).netloc:
+        raise ValueError("must not contain a user or password; credentials go in secret config keys")
+
+
 def _https_url(value: str) -> str:
+    _no_credentials(value)
     if not re.match(r"^https://[^/\s]+", value):
         raise ValueError("must be an https:// URL (TLS terminates at the load balancer)")
     return value.rstrip("/")
 
 
 def _http_url(value: str) -> str:
+    _no_credentials(value)
     if not re.match(r"^https?://[^/\s]+", value):
         raise ValueError("must be an http:// or https:// URL")
     return value.rstrip("/")
@@ -159,6 +213,12 @@ def _count_between(low: int, high: int, what: str, note: str = ""):
     return check
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 SiteName = Literal["chi", "iad"]
@@ -180,6 +240,15 @@ class SiteConfig(_Model):
     # The Harbor provider defaults insecure to *true*; we verify TLS unless told not to.
     insecure: bool = False
 
+    @model_validator(mode="after")
+    def _hostname_is_the_url_host(self) -> SiteConfig:
+        # hostname is what Kamal pushes to and harbor.yml's hostname; externalUrl is what
+        # Harbor puts in token URLs. Two different hosts break `docker login`.
+        url_host = urlsplit(self.external_url).hostname or ""
+        if self.hostname.lower() != url_host:
+            raise ValueError(f"hostname: {self.hostname!r} is not the host of externalUrl ({url_host!r})")
+        return self
+
 
 class StorageConfig(_Model):
     """Registry blob storage. ``aws`` creates everything; ``s3-compatible`` creates the
@@ -188,15 +257,15 @@ class StorageConfig(_Model):
     mode: Literal["aws", "s3-compatible", "existing"]
     bucket: Annotated[str, AfterValidator(_bucket_name)]
     endpoint: HttpUrl | None = None
-    region: str = "us-east-1"
+    region: Annotated[str, AfterValidator(_not_blank)] = "us-east-1"
     force_path_style: bool = True
-    chunk_size: Annotated[int, Field(ge=5 * 1024 * 1024)] = 5 * 1024 * 1024
+    chunk_size: Annotated[int, Strict(), Field(ge=5 * 1024 * 1024)] = 5 * 1024 * 1024
     encrypt: bool = False
     secure: bool = True
     v4auth: bool = Field(default=True, alias="v4auth")
     #: Days before an incomplete multipart upload is aborted; null where the backend
     #: has no lifecycle support.
-    abort_incomplete_multipart_upload_days: Annotated[int, Field(ge=1)] | None = 7
+    abort_incomplete_multipart_upload_days: Annotated[int, Strict(), Field(ge=1)] | None = 7
     #: The S3 driver's AWS SDK log level. The seed ran "debug", which logs every
     #: request; "off" unless you are chasing a storage problem.
     log_level: Literal["off", "debug", "debugwithsigning", "debugwithrequesterrors"] = "off"
@@ -216,13 +285,13 @@ class StorageConfig(_Model):
 
 class MetricConfig(_Model):
     enabled: bool = True
-    port: Annotated[int, Field(ge=1, le=65535)] = 9090
+    port: Annotated[int, Strict(), Field(ge=1, le=65535)] = 9090
     path: Annotated[str, Field(pattern=r"^/")] = "/metrics"
 
 
 class DatabaseConfig(_Model):
-    max_idle_conns: Annotated[int, Field(ge=1)] = 50
-    max_open_conns: Annotated[int, Field(ge=1)] = 100
+    max_idle_conns: Annotated[int, Strict(), Field(ge=1)] = 50
+    max_open_conns: Annotated[int, Strict(), Field(ge=1)] = 100
 
     @model_validator(mode="after")
     def _idle_within_open(self) -> DatabaseConfig:
@@ -232,28 +301,28 @@ class DatabaseConfig(_Model):
 
 
 class JobserviceConfig(_Model):
-    max_job_workers: Annotated[int, Field(ge=1, le=100)] = 20
+    max_job_workers: Annotated[int, Strict(), Field(ge=1, le=100)] = 20
     job_loggers: tuple[Literal["FILE", "DB", "STD_OUTPUT"], ...] = ("FILE",)
-    logger_sweeper_duration: Annotated[int, Field(ge=1)] = 1
+    logger_sweeper_duration: Annotated[int, Strict(), Field(ge=1)] = 1
 
 
 class LogConfig(_Model):
     level: Literal["debug", "info", "warning", "error", "fatal"] = "info"
-    rotate_count: Annotated[int, Field(ge=0)] = 50
+    rotate_count: Annotated[int, Strict(), Field(ge=0)] = 50
     rotate_size: Annotated[str, Field(pattern=r"^\d+[kMG]?$")] = "200M"
     location: str = "/var/log/harbor"
 
 
 class NotificationConfig(_Model):
-    webhook_job_max_retry: Annotated[int, Field(ge=0)] = 3
-    webhook_job_http_client_timeout: Annotated[int, Field(ge=1)] = 10
+    webhook_job_max_retry: Annotated[int, Strict(), Field(ge=0)] = 3
+    webhook_job_http_client_timeout: Annotated[int, Strict(), Field(ge=1)] = 10
 
 
 class InstallConfig(_Model):
     """harbor.yml settings (config key ``install``). Defaults are the seed's values."""
 
     harbor_version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$")] = "2.13.0"
-    http_port: Annotated[int, Field(ge=1, le=65535)] = 80
+    http_port: Annotated[int, Strict(), Field(ge=1, le=65535)] = 80
     data_volume: str = "/data"
     metric: MetricConfig = MetricConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -272,10 +341,10 @@ class RetentionRule(_Model):
     tag_matching: str = "**"
     # Untagged artifacts are left to GC, so rules match tagged artifacts only.
     untagged_artifacts: bool = False
-    most_recently_pushed: Annotated[int, Field(ge=1)] | None = None
-    most_recently_pulled: Annotated[int, Field(ge=1)] | None = None
-    n_days_since_last_push: Annotated[int, Field(ge=1)] | None = None
-    n_days_since_last_pull: Annotated[int, Field(ge=1)] | None = None
+    most_recently_pushed: Annotated[int, Strict(), Field(ge=1)] | None = None
+    most_recently_pulled: Annotated[int, Strict(), Field(ge=1)] | None = None
+    n_days_since_last_push: Annotated[int, Strict(), Field(ge=1)] | None = None
+    n_days_since_last_pull: Annotated[int, Strict(), Field(ge=1)] | None = None
     always_retain: bool | None = None
 
     @model_validator(mode="after")
@@ -316,7 +385,7 @@ class ProjectConfig(_Model):
     name: ProjectName
     public: bool = False
     #: GiB; null means unlimited.
-    storage_quota_gib: Annotated[int, Field(ge=1)] | None = None
+    storage_quota_gib: Annotated[int, Strict(), Field(ge=1)] | None = None
     vulnerability_scanning: bool = False
     retention: RetentionConfig | None = RetentionConfig()
 
@@ -327,7 +396,7 @@ class RobotsConfig(_Model):
     kamal_project: ProjectName
     ci_project: ProjectName | None = None
     #: Robot lifetime in days; -1 never expires (rotation is a deliberate act).
-    duration_days: Annotated[int, Field(ge=-1)] = -1
+    duration_days: Annotated[int, Strict(), Field(ge=-1)] = -1
 
     @model_validator(mode="after")
     def _no_zero_duration(self) -> RobotsConfig:
@@ -340,7 +409,7 @@ class GcConfig(_Model):
     schedule: PeriodicSchedule = "0 0 4 * * 6"
     delete_untagged: bool = True
     # pulumiverse-harbor 3.10.21 accepts 1-5 workers only.
-    workers: Annotated[int, Field(ge=1, le=5)] = 1
+    workers: Annotated[int, Strict(), Field(ge=1, le=5)] = 1
 
 
 #: Harbor ≥2.13 audit event types (src/pkg/auditext/model EventTypes + legacy ones).
@@ -367,7 +436,7 @@ AUDIT_EVENT_TYPES: tuple[str, ...] = (
 
 class AuditLogPurgeConfig(_Model):
     schedule: PeriodicSchedule = "Daily"
-    retention_hours: Annotated[int, Field(ge=1)] = 24 * 30
+    retention_hours: Annotated[int, Strict(), Field(ge=1)] = 24 * 30
     include_event_types: Annotated[
         tuple[Literal[AUDIT_EVENT_TYPES], ...], AfterValidator(_count_between(1, 100, "event types"))
     ] = (
@@ -383,9 +452,9 @@ class SystemConfig(_Model):
     #: Must equal robotNamePrefix when it differs from Harbor's ``robot$``.
     acknowledge_robot_name_prefix_change: str | None = None
     project_creation_restriction: Literal["adminonly", "everyone"] = "adminonly"
-    robot_token_expiration_days: Annotated[int, Field(ge=1)] = 30
+    robot_token_expiration_days: Annotated[int, Strict(), Field(ge=1)] = 30
     read_only: bool = False
-    storage_per_project_gib: Annotated[int, Field(ge=-1)] = -1
+    storage_per_project_gib: Annotated[int, Strict(), Field(ge=-1)] = -1
     scanner_skip_update_pulltime: bool = False
     skip_audit_log_database: bool = False
     audit_log_forward_endpoint: str = ""
@@ -472,7 +541,7 @@ class DockerHubMirrorConfig(_Model):
     #: Share of the recorded catalogue that may vanish in one run without allowShrink.
     max_shrink_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     allow_shrink: bool = False
-    max_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    max_concurrency: Annotated[int, Strict(), Field(ge=1, le=16)] = 4
     request_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
     proxy_cache: ProxyCacheConfig | None = None
 
@@ -486,13 +555,60 @@ class DockerHubMirrorConfig(_Model):
 # --------------------------------------------------------------------------- stack
 
 
+def _projects_listed_once(projects: tuple[ProjectConfig, ...]) -> tuple[ProjectConfig, ...]:
+    if not projects:
+        raise ValueError("at least one project is needed")
+    names = [p.name for p in projects]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate project name(s) {', '.join(duplicates)}")
+    return projects
+
+
+Location = tuple[str | int, ...]
+
+
+def cross_reference_problems(parts: Mapping[str, Any], *, stack: str | None = None) -> list[tuple[Location, str]]:
+    """Checks between top-level keys, as ``(key path, message)``, every one of them.
+
+    ``parts`` maps StackConfig field names to validated values; a check runs only when
+    every key it reads is there, so it also runs beside field errors in other keys.
+    ``stack`` is the Pulumi stack name, which must be ``site.name``.
+    """
+    site, projects, robots = parts.get("site"), parts.get("projects"), parts.get("robots")
+    replication, mirror = parts.get("replication"), parts.get("docker_hub_mirror")
+    problems: list[tuple[Location, str]] = []
+    if site is not None and stack is not None and site.name != stack:
+        # e.g. Pulumi.iad.yaml copied from Pulumi.chi.yaml: the iad stack would manage chi's Harbor.
+        problems.append((("site", "name"), f"{site.name!r} does not match the stack {stack!r}"))
+    if site is not None and replication is not None and replication.peer.site == site.name:
+        problems.append((("replication", "peer", "site"), f"must be the other site, not {site.name!r}"))
+    if projects is not None:
+        names = [p.name for p in projects]
+        if robots is not None and robots.kamal_project not in names:
+            problems.append((("robots", "kamalProject"), f"{robots.kamal_project!r} is not in projects"))
+        if robots is not None and robots.ci_project is not None and robots.ci_project not in names:
+            problems.append((("robots", "ciProject"), f"{robots.ci_project!r} is not in projects"))
+        if mirror is not None and mirror.target_project not in names:
+            problems.append((("dockerHubMirror", "targetProject"), f"{mirror.target_project!r} is not in projects"))
+        if mirror is not None and mirror.proxy_cache is not None and mirror.proxy_cache.project in names:
+            problems.append(
+                (
+                    ("dockerHubMirror", "proxyCache", "project"),
+                    f"{mirror.proxy_cache.project!r} is already a normal project; "
+                    "a proxy-cache project needs its own name",
+                )
+            )
+    return problems
+
+
 class StackConfig(_Model):
     """Everything one stack declares. Field names are the Pulumi config keys."""
 
     site: SiteConfig
     storage: StorageConfig
     install: InstallConfig = InstallConfig()
-    projects: tuple[ProjectConfig, ...]
+    projects: Annotated[tuple[ProjectConfig, ...], AfterValidator(_projects_listed_once)]
     robots: RobotsConfig
     gc: GcConfig = GcConfig()
     audit_log_purge: AuditLogPurgeConfig = AuditLogPurgeConfig()
@@ -502,31 +618,16 @@ class StackConfig(_Model):
     docker_hub_mirror: DockerHubMirrorConfig | None = None
 
     @model_validator(mode="after")
-    def _docker_hub_mirror_references(self) -> StackConfig:
-        mirror, names = self.docker_hub_mirror, [p.name for p in self.projects]
-        if mirror is not None and mirror.target_project not in names:
-            raise ValueError(f"dockerHubMirror.targetProject: {mirror.target_project!r} is not in projects")
-        if mirror is not None and mirror.proxy_cache is not None and mirror.proxy_cache.project in names:
-            raise ValueError(
-                f"dockerHubMirror.proxyCache.project: {mirror.proxy_cache.project!r} is already a normal "
-                "project; a proxy-cache project needs its own name"
+    def _cross_references(self, info: ValidationInfo) -> StackConfig:
+        problems = cross_reference_problems(dict(self), stack=(info.context or {}).get("stack"))
+        if problems:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(type=PydanticCustomError("cross_reference", message), loc=location, input=None)
+                    for location, message in problems
+                ],
             )
-        return self
-
-    @model_validator(mode="after")
-    def _cross_references(self) -> StackConfig:
-        if not self.projects:
-            raise ValueError("projects: at least one project is needed")
-        names = [p.name for p in self.projects]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"projects: duplicate project name(s) {', '.join(duplicates)}")
-        if self.robots.kamal_project not in names:
-            raise ValueError(f"robots.kamalProject: {self.robots.kamal_project!r} is not in projects")
-        if self.robots.ci_project is not None and self.robots.ci_project not in names:
-            raise ValueError(f"robots.ciProject: {self.robots.ci_project!r} is not in projects")
-        if self.replication.peer.site == self.site.name:
-            raise ValueError(f"replication.peer.site: must be the other site, not {self.site.name!r}")
         return self
 
     @property
@@ -573,29 +674,105 @@ def _message(error: Mapping[str, Any]) -> str:
 _BLAMED_FIELD = re.compile(r"^([A-Za-z][\w.]*): (.+)$", re.DOTALL)
 
 
-def format_validation_error(exc: ValidationError, *, root: str = "") -> list[str]:
-    """One ``key.path: message`` line per problem. Input values are never included.
+# pydantic's "Input should be a valid dictionary or instance of GcConfig" for a plain
+# string says neither what was expected in YAML terms nor what was found.
+_EXPECTED = {
+    "model_type": "a mapping",
+    "dict_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "tuple_type": "a list",
+    "list_type": "a list",
+}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, str):
+        return f"the string {value if len(value) <= 40 else value[:37] + '...'!r}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return "a mapping" if isinstance(value, Mapping) else "a list"
+
+
+def format_validation_error(
+    exc: ValidationError, *, root: str = "", secret_keys: Iterable[str] = ()
+) -> list[str]:
+    """One ``key.path: message`` line per problem.
+
+    Input values are never included, except the scalar found where a mapping or list
+    belongs (``gc: expected a mapping (got the string 'Daily')``), and not even that
+    under a top-level key in ``secret_keys`` (a key set with ``--secret``).
 
     Example: ``storage.bucket: Field required``
     """
+    secret = set(secret_keys)
     lines = []
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+    for error in exc.errors(include_url=False, include_input=True, include_context=False):
         location: list[str | int] = [root, *error["loc"]] if root else list(error["loc"])
         message = _message(error)
         blamed = _BLAMED_FIELD.match(message) if error["type"] == "value_error" else None
         if blamed:
             location.extend(blamed.group(1).split("."))
             message = blamed.group(2)
+        if error["type"] in _EXPECTED:
+            hidden = bool(error["loc"]) and error["loc"][0] in secret
+            found = "a value set with --secret" if hidden else _describe(error["input"])
+            message = f"expected {_EXPECTED[error['type']]} (got {found})"
         lines.append(f"{_key_path(location) or '(stack)'}: {message}")
     return lines
 
 
-def validate_stack_config(raw: Mapping[str, Any]) -> StackConfig:
-    """Validate a mapping of config key -> value. Raises :class:`ConfigError`."""
+_FIELD_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
+
+
+def _valid_parts(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The top-level fields of ``raw`` that validate on their own (defaults for absent ones)."""
+    parts: dict[str, Any] = {}
+    for name, field in StackConfig.model_fields.items():
+        key = field.alias or name
+        if key not in raw:
+            if not field.is_required():
+                parts[name] = field.get_default(call_default_factory=True)
+            continue
+        if name not in _FIELD_ADAPTERS:
+            annotation = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+            _FIELD_ADAPTERS[name] = TypeAdapter(annotation)
+        try:
+            parts[name] = _FIELD_ADAPTERS[name].validate_python(raw[key])
+        except ValidationError:
+            pass
+    return parts
+
+
+def stack_config_problems(
+    raw: Mapping[str, Any], *, stack: str | None = None, secret_keys: Iterable[str] = ()
+) -> tuple[StackConfig | None, list[str]]:
+    """Validate ``raw`` (config key -> value): the model, or None and every problem.
+
+    Field errors and cross-reference errors come together: pydantic skips the
+    whole-model checks once a field fails, so they are run again on the keys that
+    validated. ``stack``: the Pulumi stack name, which must be ``site.name``.
+    """
     try:
-        return StackConfig.model_validate(dict(raw))
+        return StackConfig.model_validate(dict(raw), context={"stack": stack}), []
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc)) from None
+        problems = format_validation_error(exc, secret_keys=secret_keys)
+        checked = any(e["type"] == "cross_reference" for e in exc.errors())
+    if not checked:
+        problems += [
+            f"{_key_path(location)}: {message}"
+            for location, message in cross_reference_problems(_valid_parts(raw), stack=stack)
+        ]
+    return None, problems
+
+
+def validate_stack_config(raw: Mapping[str, Any], *, stack: str | None = None) -> StackConfig:
+    """Validate a mapping of config key -> value. Raises :class:`ConfigError`."""
+    config, problems = stack_config_problems(raw, stack=stack)
+    if config is None:
+        raise ConfigError(problems)
+    return config
 
 
 def _namespace_keys() -> set[str]:
@@ -611,14 +788,23 @@ def _namespace_keys() -> set[str]:
     return {k[len(prefix) :] for k in keys if k.startswith(prefix)}
 
 
-def _stray_key_problems() -> list[str]:
+def _is_secret(key: str) -> bool:
     from pulumi.runtime import config as runtime_config
 
+    return runtime_config.is_config_secret(f"{PROJECT_NAME}:{key}")
+
+
+def set_secret_command(key: str) -> str:
+    """The command that sets a secret key of this stack; it prompts for the value."""
+    return f"pulumi config set --secret --stack {pulumi.get_stack()} {key}"
+
+
+def _stray_key_problems() -> list[str]:
     problems = []
     for key in sorted(_namespace_keys()):
         if key in SECRET_KEYS:
-            if not runtime_config.is_config_secret(f"{PROJECT_NAME}:{key}"):
-                problems.append(f"{key}: must be set with `pulumi config set --secret {key}`")
+            if not _is_secret(key):
+                problems.append(f"{key}: must be set with `{set_secret_command(key)}`")
         elif key not in MODEL_KEYS:
             problems.append(f"{key}: unknown config key (known: {', '.join(MODEL_KEYS)})")
     return problems
@@ -635,16 +821,17 @@ def load_stack_config(config: pulumi.Config) -> StackConfig:
     for key in MODEL_KEYS:
         try:
             value = config.get_object(key)
-        except Exception:  # noqa: BLE001 - Pulumi raises a bare JSONDecodeError for bad JSON
-            problems.append(f"{key}: is not valid YAML/JSON")
-            continue
+        except (pulumi.ConfigTypeError, ValueError):
+            # Pulumi hands a mapping or list over as JSON text; text that is not JSON
+            # is a plain string, e.g. `gc: Daily`. The model says what belongs there.
+            value = config.get(key)
         if value is not None:
             raw[key] = value
-    try:
-        stack_config = StackConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems.extend(format_validation_error(exc))
-    if problems:
+    stack_config, model_problems = stack_config_problems(
+        raw, stack=pulumi.get_stack(), secret_keys=[k for k in raw if _is_secret(k)]
+    )
+    problems += model_problems
+    if problems or stack_config is None:
         raise ConfigError(problems)
     return stack_config
 
@@ -665,27 +852,44 @@ class StackSecrets:
     peer_replication_secret: pulumi.Output[str] | None = None
 
 
+def required_secret_keys(stack: StackConfig) -> list[str]:
+    """The secret keys this stack's modes need, in SECRET_KEYS order."""
+    mode = stack.storage.mode
+    needed = {
+        "adminPassword": True,
+        "databasePassword": True,
+        "s3AccessKey": mode in ("s3-compatible", "existing"),
+        "s3SecretKey": mode in ("s3-compatible", "existing"),
+        "s3AdminAccessKey": mode == "s3-compatible",
+        "s3AdminSecretKey": mode == "s3-compatible",
+        "peerReplicationSecret": stack.replication.peer.credentials_from == "config",
+        # Read by components/dockerhub_mirror.py; checked here so it is listed with the rest.
+        "dockerHubToken": stack.docker_hub_mirror is not None,
+    }
+    return [key for key in SECRET_KEYS if needed[key]]
+
+
 def read_stack_secrets(config: pulumi.Config, stack: StackConfig) -> StackSecrets:
     """``require_secret`` exactly the keys this stack's modes need.
 
-    A missing key fails with Pulumi's own one-line ``Missing required configuration
-    variable`` message, which names the key and never a value.
+    Raises :class:`ConfigError` naming every missing key, one per line, each with the
+    command that sets it (the command prompts for the value, so it never sits in the
+    shell history). Values are never read into the message.
     """
-    mode = stack.storage.mode
-    needs_harbor_s3_keys = mode in ("s3-compatible", "existing")
-    needs_peer_secret = stack.replication.peer.credentials_from == "config"
+    needed = required_secret_keys(stack)
+    missing = [key for key in needed if config.get_secret(key) is None]
+    if missing:
+        raise ConfigError(
+            [f"{key}: not set; run `{set_secret_command(key)}` (it prompts for the value)" for key in missing],
+            heading=f"missing secrets for stack {pulumi.get_stack()}:",
+        )
+    secrets = {key: config.require_secret(key) for key in needed}
     return StackSecrets(
-        admin_password=config.require_secret("adminPassword"),
-        database_password=config.require_secret("databasePassword"),
-        s3_access_key=config.require_secret("s3AccessKey") if needs_harbor_s3_keys else None,
-        s3_secret_key=config.require_secret("s3SecretKey") if needs_harbor_s3_keys else None,
-        s3_admin_access_key=(
-            config.require_secret("s3AdminAccessKey") if mode == "s3-compatible" else None
-        ),
-        s3_admin_secret_key=(
-            config.require_secret("s3AdminSecretKey") if mode == "s3-compatible" else None
-        ),
-        peer_replication_secret=(
-            config.require_secret("peerReplicationSecret") if needs_peer_secret else None
-        ),
+        admin_password=secrets["adminPassword"],
+        database_password=secrets["databasePassword"],
+        s3_access_key=secrets.get("s3AccessKey"),
+        s3_secret_key=secrets.get("s3SecretKey"),
+        s3_admin_access_key=secrets.get("s3AdminAccessKey"),
+        s3_admin_secret_key=secrets.get("s3AdminSecretKey"),
+        peer_replication_secret=secrets.get("peerReplicationSecret"),
     )

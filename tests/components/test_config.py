@@ -138,7 +138,7 @@ BROKEN_CONFIGS = [
     pytest.param(
         _broken(projects__0__name="YourOrg", install__metric__port="ninety"),
         [
-            "install.metric.port: Input should be a valid integer, unable to parse string as an integer",
+            "install.metric.port: Input should be a valid integer",
             "projects[0].name: must be lower-case letters and digits, with '.', '_' or '-' between them",
         ],
         id="two-problems-two-lines",
@@ -147,6 +147,68 @@ BROKEN_CONFIGS = [
         _broken(replication__peer__credentialsFrom="config"),
         ["replication.peer.robotName: required when credentialsFrom is config"],
         id="peer-from-config-without-robot",
+    ),
+    pytest.param(
+        _broken(gc__schedule="0 0 23-1 * * *"),
+        ["gc.schedule: cron hour field range 23-1 ends before it starts"],
+        id="cron-reversed-range",  # robfig/cron: "beginning of range beyond end of range"
+    ),
+    pytest.param(
+        _broken(gc__schedule="0 0 3 * * MOX"),
+        ["gc.schedule: cron day of week field 'MOX' is not a number or a name SUN-SAT"],
+        id="cron-unknown-weekday-name",
+    ),
+    pytest.param(
+        _broken(gc__schedule="0 0 MON * * *"),
+        ["gc.schedule: cron hour field 'MON' is not a number"],
+        id="cron-weekday-name-in-hour-field",
+    ),
+    pytest.param(
+        _broken(replication__pullSchedule="Daily"),
+        ["replication.pullSchedule: replication rules take a 6-field cron, not 'Daily'"],
+        id="preset-on-replication-rule",
+    ),
+    pytest.param(
+        _broken(gc__workers=True),
+        ["gc.workers: Input should be a valid integer"],
+        id="bool-is-not-a-worker-count",
+    ),
+    pytest.param(
+        _broken(storage__region=""),
+        ["storage.region: must not be empty"],
+        id="empty-region",
+    ),
+    pytest.param(
+        _broken(site__hostname="registry.yourorg.example"),
+        [
+            "site.hostname: 'registry.yourorg.example' is not the host of externalUrl "
+            "('registry-chi.yourorg.example')"
+        ],
+        id="hostname-not-the-url-host",
+    ),
+    pytest.param(
+        _broken(install__metric="on"),
+        ["install.metric: expected a mapping (got the string 'on')"],
+        id="string-where-a-mapping-belongs",
+    ),
+    pytest.param(
+        _broken(projects=[]),
+        ["projects: at least one project is needed"],
+        id="no-projects-is-one-line-not-its-consequences",
+    ),
+    pytest.param(
+        _broken(gc__workers=9, robots__kamalProject="apps"),
+        ["gc.workers: Input should be less than or equal to 5", "robots.kamalProject: 'apps' is not in projects"],
+        id="field-error-and-cross-reference-together",
+    ),
+    pytest.param(
+        _broken(robots__kamalProject="apps", dockerHubMirror__targetProject="apps", replication__peer__site="chi"),
+        [
+            "replication.peer.site: must be the other site, not 'chi'",
+            "robots.kamalProject: 'apps' is not in projects",
+            "dockerHubMirror.targetProject: 'apps' is not in projects",
+        ],
+        id="every-cross-reference-error",
     ),
 ]
 
@@ -167,7 +229,18 @@ def test_acknowledged_robot_prefix_change_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "cron", ["0 0/10 * * * *", "0 0 3 * * *", "0 0 4 * * 6", "*/30 * * * * ?", "0 0 0 1,15 * *"]
+    "cron",
+    [
+        "0 0/10 * * * *",
+        "0 0 3 * * *",
+        "0 0 4 * * 6",
+        "*/30 * * * * ?",
+        "0 0 0 1,15 * *",
+        # robfig/cron (Harbor's parser) takes month and weekday names, in any case.
+        "0 0 3 * JAN-mar MON-fri",
+        "0 30 6 * * sun,Sat",
+        "0 0 0 1 DEC/2 *",
+    ],
 )
 def test_valid_harbor_crons(cron: str) -> None:
     assert check_harbor_cron(cron) == cron
@@ -192,19 +265,79 @@ def test_program_refuses_unknown_top_level_key_and_plaintext_secret() -> None:
     )
     lines = str(run.error).splitlines()
     assert lines[1:] == [
-        "adminPassword: must be set with `pulumi config set --secret adminPassword`",
+        "adminPassword: must be set with `pulumi config set --secret --stack chi adminPassword`",
         "projcts: unknown config key (known: site, storage, install, projects, robots, gc, "
         "auditLogPurge, system, replication, dockerHubMirror)",
     ]
     assert "hunter2-plain" not in str(run.error)
 
 
+def test_every_missing_secret_is_one_line_with_the_command_that_prompts_for_it() -> None:
+    run = run_program("chi", secrets=dict.fromkeys(PLACEHOLDER_SECRETS))
+    assert isinstance(run.error, ConfigError)
+    # chi: s3-compatible storage, peer credentials from its stack, a Docker Hub mirror.
+    assert str(run.error).splitlines() == ["missing secrets for stack chi:"] + [
+        f"{key}: not set; run `pulumi config set --secret --stack chi {key}` (it prompts for the value)"
+        for key in (
+            "adminPassword", "databasePassword", "s3AccessKey", "s3SecretKey",
+            "s3AdminAccessKey", "s3AdminSecretKey", "dockerHubToken",
+        )
+    ]
+    assert run.resources == []
+
+
 def test_missing_secret_names_the_key_and_no_value() -> None:
-    run = run_program("chi", secrets={"s3SecretKey": None})
-    message = str(run.error)
-    assert "harbor-platform:s3SecretKey" in message
-    assert "Missing required configuration variable" in message
-    assert not any(value in message for value in PLACEHOLDER_SECRETS.values())
+    run = run_program("iad", secrets={"s3SecretKey": None})
+    assert str(run.error).splitlines()[1:] == [
+        "s3SecretKey: not set; run `pulumi config set --secret --stack iad s3SecretKey` (it prompts for the value)"
+    ]
+    assert not any(value in str(run.error) for value in PLACEHOLDER_SECRETS.values())
+
+
+def test_a_stack_file_copied_from_the_other_site_is_refused() -> None:
+    # Pulumi.iad.yaml made by copying Pulumi.chi.yaml: the iad stack would manage chi's Harbor.
+    run = run_program("iad", config=stack_file_config("chi"))
+    assert str(run.error).splitlines() == [
+        "invalid stack configuration:",
+        "site.name: 'chi' does not match the stack 'iad'",
+    ]
+    assert run.resources == []
+
+
+@pytest.mark.parametrize(
+    ("config", "line"),
+    [
+        ({"site": "chi"}, "site: expected a mapping (got the string 'chi')"),
+        ({"gc": "Daily"}, "gc: expected a mapping (got the string 'Daily')"),
+        ({"projects": "yourorg"}, "projects: expected a list (got the string 'yourorg')"),
+        ({"gc": 5}, "gc: expected a mapping (got the number 5)"),
+    ],
+)
+def test_a_scalar_where_a_mapping_belongs_is_one_line(config: dict[str, Any], line: str) -> None:
+    run = run_program("chi", config=config)
+    assert str(run.error).splitlines() == ["invalid stack configuration:", line]
+
+
+def test_a_scalar_set_with_secret_where_a_mapping_belongs_is_not_echoed() -> None:
+    run = run_program("chi", config={"gc": None}, secrets={"gc": "hunter2-secret"})
+    assert str(run.error).splitlines()[1:] == ["gc: expected a mapping (got a value set with --secret)"]
+
+
+def test_credentials_in_the_storage_endpoint_are_refused_and_not_echoed() -> None:
+    storage = {**stack_file_config("chi")["storage"], "endpoint": "https://AKIAEXAMPLE:wJalr-SECRET@s3.example"}
+    run = run_program("chi", config={"storage": storage})
+    assert str(run.error).splitlines()[1:] == [
+        "storage.endpoint: must not contain a user or password; credentials go in secret config keys"
+    ]
+    assert "wJalr-SECRET" not in str(run.error) and "AKIAEXAMPLE" not in str(run.error)
+
+
+def test_program_reports_field_and_cross_reference_errors_in_one_run() -> None:
+    run = run_program("chi", config={"projects": [], "gc": {"workers": True}})
+    assert str(run.error).splitlines()[1:] == [
+        "projects: at least one project is needed",
+        "gc.workers: Input should be a valid integer",
+    ]
 
 
 def test_a_secret_pasted_into_a_plain_key_is_not_echoed() -> None:
