@@ -25,16 +25,20 @@ from rich.table import Table
 from components.s3_policy import HARBOR_ACTIONS
 from harborops.clients.s3 import (
     S3AccessDenied,
+    S3BucketMissing,
     S3Client,
     S3CredentialsRejected,
     S3Error,
+    S3NotS3Reply,
     S3ProtocolError,
     S3RequestError,
     S3SetupError,
     S3Target,
     S3Unreachable,
+    normalize_endpoint,
+    validate_bucket,
 )
-from harborops.errors import HarborOpsError, UsageError
+from harborops.errors import HarborOpsError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -156,8 +160,8 @@ class Verifier:
             return "allowed", None, self.client.call(operation, **params)
         except S3AccessDenied:
             return "denied", "AccessDenied", {}
-        except (S3CredentialsRejected, S3Unreachable, S3SetupError):
-            raise  # nothing further can be learnt with these credentials
+        except (S3CredentialsRejected, S3Unreachable, S3SetupError, S3NotS3Reply, S3BucketMissing):
+            raise  # every further request would get the same answer
         except S3RequestError as exc:
             return "error", exc.code, {}
         except S3ProtocolError as exc:
@@ -543,10 +547,9 @@ def verify(
 
     Example: harborops s3 verify --endpoint https://s3.chi.example --bucket harbor-chi --json
     """
-    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-        raise UsageError(f"--endpoint: expected an http:// or https:// URL, got {endpoint!r}")
-    if not bucket.strip():
-        raise UsageError("--bucket: must not be empty")
+    if endpoint is not None:
+        endpoint = normalize_endpoint(endpoint, flag="--endpoint")
+    validate_bucket(bucket, flag="--bucket")
     client = S3Client(S3Target(bucket=bucket, endpoint=endpoint, region=region, path_style=path_style, profile=profile))
     with err.status("checking S3 credentials…") as status:
         # A slow or hanging endpoint shows which request it is stuck on (stderr, terminals only).

@@ -12,16 +12,22 @@ Example::
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+from xml.etree.ElementTree import ParseError
 
 import boto3
+import botocore.handlers
 from botocore import xform_name
 from botocore.config import Config
 from botocore.parsers import ResponseParserError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigParseError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
@@ -63,6 +69,13 @@ class S3ProtocolError(S3Error):
     code = "InvalidResponse"
 
 
+class S3NotS3Reply(S3Error):
+    """The endpoint answered, but not as S3 does (a web page, a redirect, a plain-text 500).
+
+    Every further request would get the same answer, so the run stops.
+    """
+
+
 class S3RequestError(S3Error):
     """The endpoint refused one request with an S3 error code."""
 
@@ -75,6 +88,68 @@ class S3RequestError(S3Error):
 
 class S3AccessDenied(S3RequestError):
     """The credentials are valid but not allowed to perform this request."""
+
+
+class S3BucketMissing(S3RequestError):
+    """The bucket does not exist at this endpoint: every operation would fail the same way."""
+
+    def __init__(self, operation: str, status: int | None, bucket: str | None = None) -> None:
+        super().__init__(operation, "NoSuchBucket", status)
+        named = f" {bucket!r}" if bucket else ""
+        self.args = (f"the bucket{named} does not exist at this endpoint ({operation}: NoSuchBucket): check --bucket",)
+
+
+#: S3's bucket naming rules, which AWS, MinIO and Ceph (by default) all enforce:
+#: 3-63 characters, lowercase letters, digits, dots and hyphens, starting and ending
+#: with a letter or digit (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html).
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def validate_bucket(name: str, *, flag: str = "--bucket") -> str:
+    """The bucket name, or a UsageError naming ``flag`` and the rule it breaks."""
+    if not name.strip():
+        raise UsageError(f"{flag}: must not be empty")
+    if not BUCKET_NAME.match(name) or ".." in name:
+        raise UsageError(
+            f"{flag} {name!r}: not a valid bucket name (3-63 characters: lowercase letters, digits, "
+            "dots and hyphens, starting and ending with a letter or digit)"
+        )
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return name
+    raise UsageError(f"{flag} {name!r}: a bucket name cannot be an IP address")
+
+
+def normalize_endpoint(url: str, *, flag: str = "--endpoint") -> str:
+    """An http(s) URL with a host and a valid port, or a UsageError naming ``flag``.
+
+    A URL holding credentials is refused and never echoed: S3 credentials come from
+    AWS_* variables or a profile, and the URL ends up in reports and logs.
+    """
+    raw = url.strip()
+    example = "such as https://s3.chi.example.com"
+    authority = raw.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in authority:  # checked before parsing, so a URL that fails to parse is not echoed either
+        raise UsageError(
+            f"{flag}: put credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile, not in the URL"
+        )
+    try:
+        parts = urlsplit(raw)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for http://[::1
+        raise UsageError(f"{flag}: {raw!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise UsageError(f"{flag}: {raw!r} is not an http(s) URL {example}")
+    try:
+        port = parts.port  # None when absent; ValueError above 65535 or not a number
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(f"{flag}: {raw!r}: the port must be a number from 1 to 65535")
+    if parts.query or parts.fragment:
+        raise UsageError(f"{flag}: {raw!r}: an S3 endpoint URL has no query or fragment")
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -109,6 +184,12 @@ def _client_config(target: S3Target) -> Config:
     return Config(**options)
 
 
+def _config_file_error(exc: ConfigParseError) -> S3SetupError:
+    # The path only: the file holds secret keys, so none of its lines is quoted.
+    path = exc.kwargs.get("path") or "the AWS config or credentials file"
+    return S3SetupError(f"cannot parse {path}: check its [section] headers and key = value lines")
+
+
 def _session(target: S3Target) -> boto3.Session:
     # boto3's own credential chain rather than pydantic-settings: AWS_* variables,
     # AWS_PROFILE, --profile, SSO and web identity then work exactly as users expect.
@@ -116,16 +197,76 @@ def _session(target: S3Target) -> boto3.Session:
         session = boto3.Session(profile_name=target.profile, region_name=target.region)
     except ProfileNotFound as exc:
         raise S3SetupError(f"--profile: no AWS profile named {target.profile!r}") from exc
+    except ConfigParseError as exc:
+        raise _config_file_error(exc) from exc
     try:
         credentials = session.get_credentials()
+    except ConfigParseError as exc:
+        raise _config_file_error(exc) from exc
     except (PartialCredentialsError, BotoCoreError) as exc:
         raise S3SetupError(f"AWS credentials are incomplete: {type(exc).__name__}") from exc
+    if credentials is None and target.profile is not None:
+        raise S3SetupError(
+            f"--profile {target.profile}: the profile has no credentials "
+            "(aws_access_key_id/aws_secret_access_key, sso_* or credential_process)"
+        )
     if credentials is None:
         raise S3SetupError(
             "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
             "or pass --profile NAME"
         )
     return session
+
+
+def _looks_like_html(body: bytes) -> bool:
+    # The body, not the Content-Type: some S3 servers (moto, for one) label empty
+    # 204 replies text/html.
+    return body.lstrip()[:64].lower().startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def _expects_xml(operation_model: Any) -> bool:
+    """Whether a success of this operation has an XML body (not GetObject's blob or GetBucketPolicy's JSON)."""
+    shape = operation_model.output_shape
+    payload = shape.serialization.get("payload") if shape is not None else None
+    return shape is not None and (payload is None or shape.members[payload].type_name not in ("blob", "string"))
+
+
+def refuse_non_s3_reply(response_dict: dict[str, Any], operation_model: Any, **_: Any) -> None:
+    """botocore ``before-parse`` hook: stop on a reply no S3 store would send.
+
+    Without it botocore parses a web UI's HTML page as an empty success (then fails
+    on a missing field), dies on a plain-text 500 (``ParseError``), and follows a
+    login redirect until ``RecursionError``.
+    """
+    status = response_dict.get("status_code") or 0
+    headers = {str(k).lower(): str(v) for k, v in (response_dict.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "").lower()
+    body = response_dict.get("body")
+    body = bytes(body) if isinstance(body, (bytes, bytearray)) else b""
+    where = f"{operation_model.name}: the endpoint answered"
+    hint = "not S3: is --endpoint the S3 API URL?"
+    if 300 <= status < 400 and "x-amz-bucket-region" not in headers:
+        # AWS's own wrong-region redirects carry x-amz-bucket-region; botocore follows those.
+        raise S3NotS3Reply(f"{where} a redirect (HTTP {status}), {hint}")
+    if _looks_like_html(body):
+        raise S3NotS3Reply(f"{where} HTML (HTTP {status}), {hint}")
+    if body.strip() and not body.lstrip().startswith(b"<") and (status >= 400 or _expects_xml(operation_model)):
+        what = content_type.split(";")[0] or "no content type"
+        raise S3NotS3Reply(f"{where} HTTP {status} with a body that is not S3 XML ({what}), {hint}")
+
+
+def _register_before_botocore(events: Any, event: str, handler: Any) -> None:
+    """Run ``handler`` ahead of botocore's own first handlers for ``event``.
+
+    botocore's ``_handle_200_error`` (S3) turns a 200 whose body is not XML into a 500
+    before any later handler sees it; we want the status the endpoint really sent.
+    """
+    rewrite = getattr(botocore.handlers, "_handle_200_error", None)
+    if rewrite is not None and event.startswith("before-parse.s3."):
+        events.unregister("before-parse.s3.*", rewrite)
+    events.register_first(event, handler)
+    if rewrite is not None and event.startswith("before-parse.s3."):
+        events.register_first("before-parse.s3.*", rewrite)
 
 
 def map_botocore_error(operation: str, exc: Exception) -> S3Error:
@@ -138,11 +279,15 @@ def map_botocore_error(operation: str, exc: Exception) -> S3Error:
             return S3CredentialsRejected(f"the endpoint rejected the credentials on {operation}: {code}")
         if code in ACCESS_DENIED_CODES:
             return S3AccessDenied(operation, "AccessDenied", status)
+        if code == "NoSuchBucket":
+            return S3BucketMissing(operation, status, error.get("BucketName"))
         return S3RequestError(operation, code, status)
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, SSLError)):
         return S3Unreachable(f"{operation}: the S3 endpoint did not answer ({type(exc).__name__})")
     if isinstance(exc, NoCredentialsError):
         return S3SetupError("no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --profile")
+    if isinstance(exc, ConfigParseError):
+        return _config_file_error(exc)
     return S3ProtocolError(f"{operation}: unusable reply from the endpoint ({type(exc).__name__})")
 
 
@@ -156,7 +301,12 @@ class S3Client:
         self._s3 = self._make("s3")
 
     def _make(self, service: str):
-        return self._session.client(service, endpoint_url=self.target.endpoint, config=self._config)
+        try:
+            client = self._session.client(service, endpoint_url=self.target.endpoint, config=self._config)
+        except ConfigParseError as exc:  # the client reads the config file again, for its settings
+            raise _config_file_error(exc) from exc
+        _register_before_botocore(client.meta.events, f"before-parse.{service}.*", refuse_non_s3_reply)
+        return client
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Run one S3 API operation by its API name (``"ListObjectsV2"``)."""
@@ -173,3 +323,7 @@ class S3Client:
             return method(**params)
         except (ClientError, BotoCoreError, ResponseParserError) as exc:
             raise map_botocore_error(operation, exc) from exc
+        except ParseError as exc:  # a body botocore's XML parsers cannot read: not from an S3 store
+            raise S3NotS3Reply(
+                f"{operation}: the endpoint answered something that is not S3 XML, not S3: is --endpoint the S3 API URL?"
+            ) from exc

@@ -13,6 +13,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -371,3 +373,170 @@ def test_what_cannot_be_removed_is_listed_by_key_and_upload_id(capsys, monkeypat
             admin.delete_object(Bucket=BUCKET, Key=leftover)
         for leftover, upload_id in left_uploads:
             admin.abort_multipart_upload(Bucket=BUCKET, Key=leftover, UploadId=upload_id)
+
+
+# -- bad flags, bad local files, endpoints that are not S3 ---------------------------
+def run_once(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exited:
+        main(["s3", "verify", *argv])
+    captured = capsys.readouterr()
+    return int(exited.value.code or 0), captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://someone:URLSECRET99@127.0.0.1:{port}", "http://URLSECRET99@127.0.0.1:{port}", "someone:URLSECRET99@127.0.0.1"],
+)
+def test_credentials_in_the_endpoint_are_refused_and_never_echoed(capsys, monkeypatch, moto, harbor_key, endpoint):
+    for name, value in harbor_key.env().items():
+        monkeypatch.setenv(name, value)
+    seen = count_requests(monkeypatch)
+    port = moto.endpoint.rsplit(":", 1)[1]
+    code, out, err = run_once(capsys, "--endpoint", endpoint.format(port=port), "--bucket", BUCKET, "--json")
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "error: --endpoint: put credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile, not in the URL"
+    ]
+    assert "URLSECRET99" not in out + err
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--endpoint", "http://[::1", "--bucket", BUCKET], "--endpoint: 'http://[::1' is not a valid URL"),
+        (["--endpoint", "http://127.0.0.1:99999", "--bucket", BUCKET], "the port must be a number from 1 to 65535"),
+        (["--endpoint", "http://127.0.0.1:0", "--bucket", BUCKET], "the port must be a number from 1 to 65535"),
+        (["--endpoint", "http://:9000", "--bucket", BUCKET], "--endpoint: 'http://:9000' is not an http(s) URL"),
+        (["--endpoint", "http://127.0.0.1:9000?x=1", "--bucket", BUCKET], "no query or fragment"),
+        (["--bucket", "Bad_Bucket"], "--bucket 'Bad_Bucket': not a valid bucket name"),
+        (["--bucket", "ab"], "--bucket 'ab': not a valid bucket name"),
+        (["--bucket", "a..b"], "--bucket 'a..b': not a valid bucket name"),
+        (["--bucket", "-harbor"], "--bucket '-harbor': not a valid bucket name"),
+        (["--bucket", "10.0.0.1"], "--bucket '10.0.0.1': a bucket name cannot be an IP address"),
+        (["--bucket", " "], "--bucket: must not be empty"),
+    ],
+    ids=["ipv6-unclosed", "port-too-big", "port-zero", "no-host", "query", "uppercase-underscore", "too-short",
+         "double-dot", "leading-hyphen", "ip-address", "blank"],
+)
+def test_bad_endpoint_or_bucket_is_misuse_before_any_request(capsys, monkeypatch, moto, harbor_key, flags, expected):
+    for name, value in harbor_key.env().items():
+        monkeypatch.setenv(name, value)
+    seen = count_requests(monkeypatch)
+    if "--endpoint" not in flags:
+        flags = ["--endpoint", moto.endpoint, *flags]
+    code, out, err = run_once(capsys, *flags)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert "Traceback" not in err
+    assert seen == []
+
+
+@pytest.mark.parametrize("name", ["docker-registry-bucket", "harbor.chi.2024", "abc"])
+def test_valid_bucket_names_pass_the_check(name):
+    from harborops.clients.s3 import validate_bucket
+
+    assert validate_bucket(name) == name
+
+
+class NotS3Handler(BaseHTTPRequestHandler):
+    """Answers every request the way one kind of non-S3 endpoint does."""
+
+    kind = "html"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        if self.kind == "html":  # a web UI at the URL
+            status, headers, body = 200, {"Content-Type": "text/html"}, b"<!DOCTYPE html><html><body>Console</body></html>"
+        elif self.kind == "text-500":  # a proxy's own error page
+            status, headers, body = 500, {"Content-Type": "text/plain"}, b"upstream failed"
+        elif self.kind == "text-200":  # some other HTTP service
+            status, headers, body = 200, {"Content-Type": "text/plain"}, b"ok"
+        else:  # a login redirect
+            status, headers, body = 302, {"Location": f"http://127.0.0.1:{self.server.server_port}/login"}, b""
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _answer
+
+
+@pytest.fixture
+def not_s3_endpoint(request) -> str:
+    handler = type("Handler", (NotS3Handler,), {"kind": request.param})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("not_s3_endpoint", "expected"),
+    [
+        ("html", "error: GetBucketLocation: the endpoint answered HTML (HTTP 200), not S3: is --endpoint the S3 API URL?"),
+        ("text-500", "error: GetBucketLocation: the endpoint answered HTTP 500 with a body that is not S3 XML "
+                     "(text/plain), not S3: is --endpoint the S3 API URL?"),
+        ("redirect", "error: GetBucketLocation: the endpoint answered a redirect (HTTP 302), not S3: "
+                     "is --endpoint the S3 API URL?"),
+        ("text-200", "error: GetBucketLocation: the endpoint answered HTTP 200 with a body that is not S3 XML (text/plain), not S3: "
+                     "is --endpoint the S3 API URL?"),
+    ],
+    indirect=["not_s3_endpoint"],
+)
+def test_an_endpoint_that_is_not_s3_is_one_error_line(capsys, monkeypatch, harbor_key, not_s3_endpoint, expected):
+    for name, value in harbor_key.env().items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run_once(capsys, "--endpoint", not_s3_endpoint, "--bucket", BUCKET)
+    assert code == 1
+    assert out == ""
+    assert err.strip().splitlines() == [expected]
+    assert_no_secret(harbor_key, out, err)
+
+
+@pytest.mark.parametrize("which", ["AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"])
+def test_a_malformed_aws_file_is_one_line_naming_it_without_its_contents(capsys, monkeypatch, moto, tmp_path, which):
+    broken = tmp_path / "broken-aws-file"
+    broken.write_text("[broken\naws_access_key_id = AKIAFILESECRET000000\naws_secret_access_key = FileSecret99\n")
+    monkeypatch.setenv(which, str(broken))
+    for argv in ([], ["--profile", "harbor"]):
+        code, out, err = run_once(capsys, "--endpoint", moto.endpoint, "--bucket", BUCKET, *argv)
+        assert code == 2
+        assert err.strip().splitlines() == [
+            f"error: cannot parse {broken}: check its [section] headers and key = value lines"
+        ]
+        assert "AKIAFILESECRET" not in out + err and "FileSecret99" not in out + err
+
+
+def test_a_profile_without_keys_says_so(capsys, monkeypatch, moto, tmp_path):
+    config = tmp_path / "config"
+    config.write_text("[profile p1]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    code, _, err = run_once(capsys, "--endpoint", moto.endpoint, "--bucket", BUCKET, "--profile", "p1")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "error: --profile p1: the profile has no credentials "
+        "(aws_access_key_id/aws_secret_access_key, sso_* or credential_process)"
+    ]
+
+
+def test_a_missing_bucket_is_one_line_not_a_table(capsys, monkeypatch, moto):
+    code, out, err = run(capsys, monkeypatch, moto, moto.admin, "--bucket", "nosuchbucket")
+    assert code == 1
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "error: the bucket 'nosuchbucket' does not exist at this endpoint (GetBucketLocation: NoSuchBucket): check --bucket"
+    ]
