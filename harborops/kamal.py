@@ -4,10 +4,12 @@
 prints the ``registry:`` block of ``config/deploy.yml``. Both take ``--site chi|iad``,
 so failing over to Ashburn is the same command with ``--site iad``.
 
-Input is the JSON of ``pulumi stack output --json --show-secrets``: from ``--from
-FILE`` (``-`` for stdin), piped on stdin, or by running ``pulumi`` for ``--stack``
-(default: the site's stack) when it is on PATH. Secret values never appear in an
-error message; only output *names* do.
+Input is the JSON of ``pulumi stack output --json --show-secrets``, from exactly one
+place: ``--stack NAME`` runs pulumi, ``--from FILE`` reads a file, ``--from -`` reads
+stdin; with neither, stdin is read when it is not a terminal (a pipe, a file, or
+``/dev/null`` under cron), else the command says what to pass. Giving both is misuse.
+Secret values never appear in an error message; only output *names* do, and
+pulumi's own stderr is never echoed (it can quote values).
 """
 
 from __future__ import annotations
@@ -60,7 +62,31 @@ class StackOutputsError(HarborOpsError):
 
 
 # -- reading stack outputs --------------------------------------------------------
+#: pulumi failures recognised by their stderr, each with *our* wording. pulumi's own
+#: lines are never shown: a message can quote config or output values.
+PULUMI_FAILURES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"no stack named '[^']*' found"), "no stack named '{stack}' found"),
+    (re.compile(r"incorrect passphrase", re.I), "incorrect passphrase for the stack's secrets (PULUMI_CONFIG_PASSPHRASE)"),
+    (re.compile(r"passphrase must be set|PULUMI_CONFIG_PASSPHRASE", re.I),
+     "the stack's secrets need a passphrase: set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE"),
+    (re.compile(r"PULUMI_ACCESS_TOKEN|not logged in|pulumi login", re.I),
+     "pulumi is not logged in: run `pulumi login` or set PULUMI_ACCESS_TOKEN"),
+    (re.compile(r"no Pulumi(\.yaml)? project", re.I),
+     "no Pulumi project here: run from the directory with Pulumi.yaml or pass --stack org/project/stack"),
+)
+
+
+def pulumi_failure_summary(stderr: str, stack: str) -> str:
+    """A known cause in our own words, or a pointer to run pulumi directly."""
+    for pattern, summary in PULUMI_FAILURES:
+        if pattern.search(stderr):
+            return summary.format(stack=stack)
+    return f"run `pulumi stack output --stack {stack}` to see why (its message is not repeated: it may quote secrets)"
+
+
 def _run_pulumi(stack: str) -> tuple[str, str]:
+    if not stack.strip():
+        raise UsageError("--stack: must not be empty")
     pulumi = shutil.which("pulumi")
     if pulumi is None:
         raise UsageError("--stack: `pulumi` is not on PATH; pipe its JSON in or use --from FILE instead")
@@ -70,10 +96,8 @@ def _run_pulumi(stack: str) -> tuple[str, str]:
     except subprocess.TimeoutExpired as exc:
         raise HarborOpsError(f"`pulumi stack output --stack {stack}` did not finish in {PULUMI_TIMEOUT_SECONDS}s") from exc
     if done.returncode != 0:
-        # pulumi's own message (e.g. "no stack named 'iad' found") names the problem;
-        # its stderr never carries output values.
-        first_line = next((line for line in done.stderr.splitlines() if line.strip()), "no message")
-        raise StackOutputsError(f"`pulumi stack output --stack {stack}` failed (exit {done.returncode}): {first_line.strip()}")
+        summary = pulumi_failure_summary(done.stderr, stack)
+        raise StackOutputsError(f"`pulumi stack output --stack {stack}` failed (exit {done.returncode}): {summary}")
     return done.stdout, f"pulumi stack {stack}"
 
 
@@ -81,29 +105,30 @@ def _read_source(source: str | None, stack: str | None, site: Site) -> tuple[str
     """Return (raw JSON text, a description of where it came from)."""
     if source is not None and stack is not None:
         raise UsageError("--from and --stack: give one source of stack outputs, not both")
+    if stack is not None:
+        return _run_pulumi(stack)
     if source == "-":
         return sys.stdin.read(), "stdin"
     if source is not None:
+        if not source.strip():
+            raise UsageError("--from: must not be empty (a file, or - for stdin)")
         try:
             return Path(source).read_text(encoding="utf-8"), source
         except OSError as exc:
             raise UsageError(f"--from: cannot read {source}: {exc.strerror or exc}") from exc
-    if stack is not None:
-        return _run_pulumi(stack)
     if not sys.stdin.isatty():
         return sys.stdin.read(), "stdin"
-    if shutil.which("pulumi") is not None:
-        return _run_pulumi(site.value)
     raise UsageError(
-        f"no stack outputs: pipe `pulumi stack output --json --show-secrets --stack {site.value}` in, "
-        "or pass --from FILE or --stack NAME"
+        f"no stack outputs: pass --stack {site.value} to run pulumi, --from FILE, or pipe "
+        f"`pulumi stack output --json --show-secrets --stack {site.value}` in"
     )
 
 
 def parse_outputs(text: str, where: str, site: Site) -> dict[str, Any]:
     """Parse and sanity-check the flat JSON object pulumi prints."""
     if not text.strip():
-        raise StackOutputsError(f"{where}: no stack outputs (empty input)")
+        hint = f"; pass --stack {site.value} to run pulumi, or --from FILE" if where == "stdin" else ""
+        raise StackOutputsError(f"{where}: no stack outputs (empty input){hint}")
     try:
         outputs = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -175,6 +200,19 @@ def secrets_text(outputs: dict[str, Any], mapping: dict[str, str], where: str, s
     return "\n".join(lines) + "\n"
 
 
+def output_path(raw: str) -> Path:
+    """``--output`` as a file path, checked before any work is done."""
+    if not raw.strip():
+        raise UsageError("--output: must not be empty (e.g. --output .kamal/secrets)")
+    path = Path(raw)
+    if path.is_dir() or raw.endswith(("/", os.sep)):
+        raise UsageError(f"--output: {raw} is a directory; give a file such as {Path(raw, 'secrets')}")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise UsageError(f"--output: directory {directory} does not exist")
+    return path
+
+
 def write_private_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically, created with mode 0600 from the first byte.
 
@@ -203,7 +241,7 @@ FromOption = Annotated[
     str | None, typer.Option("--from", help="File with `pulumi stack output --json --show-secrets`; - for stdin.")
 ]
 StackOption = Annotated[
-    str | None, typer.Option("--stack", help="Run pulumi for this stack (default when nothing is piped in: the site).")
+    str | None, typer.Option("--stack", help="Run `pulumi stack output` for this stack, e.g. chi or iad.")
 ]
 PasswordVarOption = Annotated[
     str, typer.Option("--password-var", help="Variable holding the registry password.")
@@ -220,23 +258,24 @@ def secrets(
         list[str] | None,
         typer.Option("--var", help="Extra NAME=outputName line, repeatable, e.g. CI_REGISTRY_PASSWORD=ciRegistryPassword."),
     ] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (mode 0600) instead of stdout.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here (mode 0600) instead of stdout.")] = None,
     force_tty: Annotated[bool, typer.Option("--force-tty", help="Print secrets even when stdout is a terminal.")] = False,
 ) -> None:
     """Print the .kamal/secrets lines for a site's registry.
 
-    Example: pulumi stack output --json --show-secrets --stack iad | harborops kamal secrets --site iad -o .kamal/secrets
+    Example: harborops kamal secrets --site iad --stack iad -o .kamal/secrets
     """
     mapping = parse_var_mappings(password_var, var or [])
-    if output is None and sys.stdout.isatty() and not force_tty:
+    target = output_path(output) if output is not None else None
+    if target is None and sys.stdout.isatty() and not force_tty:
         raise UsageError("refusing to print secrets to a terminal: use --output .kamal/secrets, a pipe, or --force-tty")
     outputs, where = load_outputs(source, stack, site)
     text = secrets_text(outputs, mapping, where, site)
-    if output is None:
+    if target is None:
         sys.stdout.write(text)
         return
-    write_private_file(output, text)
-    err.print(f"wrote {len(mapping)} variable(s) for site {site.value} to {output} (mode 0600)", soft_wrap=True)
+    write_private_file(target, text)
+    err.print(f"wrote {len(mapping)} variable(s) for site {site.value} to {target} (mode 0600)", soft_wrap=True)
 
 
 @app.command()
@@ -248,7 +287,7 @@ def registry(
 ) -> None:
     """Print the registry: block for config/deploy.yml (the password is a secret reference).
 
-    Example: harborops kamal registry --site iad --from iad.json
+    Example: harborops kamal registry --site iad --stack iad
     """
     if not VAR_NAME.match(password_var):
         raise UsageError(f"--password-var {password_var!r}: use letters, digits and underscores")

@@ -87,6 +87,13 @@ def fake_pulumi(monkeypatch, tmp_path) -> Path:
             fixtures = {{"chi": {str(CHI)!r}, "iad": {str(IAD)!r}}}
             if stack == "empty":
                 print("{{}}")
+            elif stack == "leaky":  # a pulumi whose error quotes a secret value
+                print("error: decrypting kamalRegistryPassword=PlaceholderKamalSecretCHI0123456789ab failed", file=sys.stderr)
+                sys.exit(1)
+            elif stack == "locked":
+                print("error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
+                      "PULUMI_CONFIG_PASSPHRASE_FILE environment variables", file=sys.stderr)
+                sys.exit(255)
             elif stack not in fixtures:
                 print(f"error: no stack named '{{stack}}' found", file=sys.stderr)
                 sys.exit(255)
@@ -261,13 +268,58 @@ def test_no_input_and_no_pulumi_is_misuse(capsys, monkeypatch, no_pulumi):
 # -- running pulumi ----------------------------------------------------------------
 def test_failover_is_one_command_when_pulumi_is_on_path(capsys, monkeypatch, fake_pulumi, tmp_path):
     target = tmp_path / "kamal-secrets"
-    code, _, err = run(capsys, monkeypatch, "secrets", "--site", "iad", "-o", str(target))
+    code, _, err = run(capsys, monkeypatch, "secrets", "--site", "iad", "--stack", "iad", "-o", str(target))
     assert code == 0, err
     assert fake_pulumi.read_text().splitlines() == ["stack output --json --show-secrets --stack iad"]
     assert "KAMAL_REGISTRY_PASSWORD=PlaceholderKamalSecretIAD0123456789ab" in target.read_text()
-    code, out, _ = run(capsys, monkeypatch, "registry", "--site", "iad")
+    code, out, _ = run(capsys, monkeypatch, "registry", "--site", "iad", "--stack", "iad")
     assert code == 0
     assert yaml.safe_load(out)["registry"]["server"] == "registry-iad.yourorg.example"
+
+
+def run_with_stdin_from_dev_null(*argv: str) -> subprocess.CompletedProcess:
+    """As under cron or CI: stdin is not a terminal, and nothing is piped in."""
+    return subprocess.run(
+        [sys.executable, "-m", "harborops", "kamal", *argv],
+        cwd=REPO_ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "200"},
+    )
+
+
+def test_stack_runs_pulumi_when_stdin_is_dev_null(fake_pulumi, tmp_path):
+    target = tmp_path / "secrets"
+    done = run_with_stdin_from_dev_null("secrets", "--site", "chi", "--stack", "chi", "-o", str(target))
+    assert done.returncode == 0, done.stderr
+    assert fake_pulumi.read_text().splitlines() == ["stack output --json --show-secrets --stack chi"]
+    assert target.read_text().splitlines()[1] == "KAMAL_REGISTRY_PASSWORD=PlaceholderKamalSecretCHI0123456789ab"
+
+
+def test_without_stack_or_from_an_empty_stdin_is_read_and_pulumi_is_not_run(fake_pulumi, tmp_path):
+    done = run_with_stdin_from_dev_null("secrets", "--site", "chi", "-o", str(tmp_path / "secrets"))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: stdin: no stack outputs (empty input); pass --stack chi to run pulumi, or --from FILE"
+    ]
+    assert not fake_pulumi.exists()  # never run unless asked for with --stack
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_without_stack_or_from_on_a_terminal_says_what_to_pass(capsys, monkeypatch, fake_pulumi):
+    code, out, err = run(capsys, monkeypatch, "registry", "--site", "iad")
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "error: no stack outputs: pass --stack iad to run pulumi, --from FILE, or pipe "
+        "`pulumi stack output --json --show-secrets --stack iad` in"
+    ]
+    assert not fake_pulumi.exists()
+
+
+def test_stack_and_from_stdin_together_are_misuse(capsys, monkeypatch, fake_pulumi):
+    code, _, err = run(capsys, monkeypatch, "secrets", "--stack", "chi", "--from", "-", stdin=io.StringIO(CHI.read_text()))
+    assert code == 2
+    assert "--from and --stack: give one source of stack outputs, not both" in err
+    assert not fake_pulumi.exists()
 
 
 def test_explicit_stack_name_is_passed_to_pulumi(capsys, monkeypatch, fake_pulumi):
@@ -280,7 +332,10 @@ def test_pulumi_failure_and_undeployed_stack_are_reported(capsys, monkeypatch, f
     code, out, err = run(capsys, monkeypatch, "secrets", "--stack", "organization/harbor-platform/ord")
     assert code == 1
     assert out == ""
-    assert "failed (exit 255): error: no stack named 'organization/harbor-platform/ord' found" in err
+    assert err.strip().splitlines() == [
+        "error: `pulumi stack output --stack organization/harbor-platform/ord` failed (exit 255): "
+        "no stack named 'organization/harbor-platform/ord' found"
+    ]
     code, _, err = run(capsys, monkeypatch, "secrets", "--stack", "empty")
     assert code == 1
     assert "has not been deployed yet" in err
@@ -319,3 +374,60 @@ def test_registry_names_missing_outputs(capsys, monkeypatch, no_pulumi):
     code, _, err = run(capsys, monkeypatch, "registry", "--site", "iad", "--from", "-", stdin=io.StringIO(json.dumps(partial)))
     assert code == 1
     assert "missing stack output(s): kamalRegistryServer, kamalRegistryUsername" in err
+
+
+def test_pulumi_stderr_is_never_echoed(capsys, monkeypatch, fake_pulumi):
+    """pulumi's message can quote a value: only known causes, in our own words, are shown."""
+    code, out, err = run(capsys, monkeypatch, "secrets", "--stack", "leaky")
+    assert code == 1
+    assert out == ""
+    assert err.strip().splitlines() == [
+        "error: `pulumi stack output --stack leaky` failed (exit 1): run `pulumi stack output --stack leaky` "
+        "to see why (its message is not repeated: it may quote secrets)"
+    ]
+    assert_no_secret_in(err)
+    code, _, err = run(capsys, monkeypatch, "secrets", "--stack", "locked")
+    assert code == 1
+    assert err.strip().endswith(
+        "failed (exit 255): the stack's secrets need a passphrase: set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", "error: --output: must not be empty (e.g. --output .kamal/secrets)"), (".", "error: --output: . is a directory")],
+    ids=["empty", "a-directory"],
+)
+def test_output_that_is_not_a_file_path_is_misuse_before_pulumi_runs(capsys, monkeypatch, fake_pulumi, value, expected):
+    code, out, err = run(capsys, monkeypatch, "secrets", "--stack", "chi", "-o", value)
+    assert code == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith(expected), err
+    assert not fake_pulumi.exists()
+
+
+def dotenv_names(text: str) -> set[str]:
+    return {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def referenced_secrets(registry: dict) -> set[str]:
+    """The names Kamal looks up in .kamal/secrets: list values of username/password (a string is a literal)."""
+    return {name for key in ("username", "password") if isinstance(registry.get(key), list) for name in registry[key]}
+
+
+@pytest.mark.parametrize("site", ["chi", "iad"])
+@pytest.mark.parametrize("password_var", [[], ["--password-var", "HARBOR_PASSWORD"]], ids=["default", "renamed"])
+def test_registry_block_and_secrets_file_together_give_kamal_everything(
+    capsys, monkeypatch, fake_pulumi, tmp_path, site, password_var
+):
+    target = tmp_path / "secrets"
+    code, _, err = run(capsys, monkeypatch, "secrets", "--site", site, "--stack", site, "-o", str(target), *password_var)
+    assert code == 0, err
+    code, out, err = run(capsys, monkeypatch, "registry", "--site", site, "--stack", site, *password_var)
+    assert code == 0, err
+    registry = yaml.safe_load(out)["registry"]
+    recorded = outputs(CHI if site == "chi" else IAD)
+    assert registry["server"] == recorded["kamalRegistryServer"]
+    assert registry["username"] == recorded["kamalRegistryUsername"]  # a literal, not a secret reference
+    assert referenced_secrets(registry) == {password_var[1] if password_var else "KAMAL_REGISTRY_PASSWORD"}
+    assert referenced_secrets(registry) <= dotenv_names(target.read_text())
