@@ -4,17 +4,20 @@ exact lines the user sees, one per problem, naming the key path and never a secr
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
 from components.config import (
+    SECRET_KEYS,
     ConfigError,
     StackConfig,
     check_harbor_cron,
+    required_secret_keys,
     validate_stack_config,
 )
-from tests.support.pulumi_program import PLACEHOLDER_SECRETS, run_program, stack_file_config
+from tests.support.pulumi_program import PLACEHOLDER_SECRETS, REPO_ROOT, run_program, stack_file_config
 
 
 @pytest.mark.parametrize("stack", ["chi", "iad"])
@@ -344,3 +347,27 @@ def test_a_secret_pasted_into_a_plain_key_is_not_echoed() -> None:
     run = run_program("chi", config={"storage": {**stack_file_config("chi")["storage"], "secretKey": "wJalr-SECRET"}})
     assert str(run.error).splitlines()[1:] == ["storage.secretKey: Extra inputs are not permitted"]
     assert "wJalr-SECRET" not in str(run.error)
+
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("stack", ["chi", "iad"])
+def test_stack_file_header_names_exactly_the_secrets_the_stack_needs(stack: str) -> None:
+    text = (REPO_ROOT / f"Pulumi.{stack}.yaml").read_text()
+    header = text[: text.index("\nconfig:")]
+    needed = required_secret_keys(validate_stack_config(stack_file_config(stack), stack=stack))
+    assert [key for key in SECRET_KEYS if re.search(rf"\b{key}\b", header)] == needed
+    assert f"pulumi config set --secret --stack {stack} KEY" in header
+
+
+def test_readme_has_a_prompting_command_for_every_secret_key() -> None:
+    commands = re.findall(r"^pulumi config set --secret --stack chi (\w+)(.*)$", README, re.MULTILINE)
+    assert {key for key, _ in commands} == set(SECRET_KEYS)
+    assert all(rest == "" or rest.lstrip().startswith("#") for _, rest in commands)  # no value argument
+
+
+def test_readme_never_puts_a_secret_value_on_the_command_line() -> None:
+    # A value argument, not a comment, a pipe or a `< file` redirection.
+    for match in re.finditer(r"pulumi config set --secret(?: --stack \w+)? \w+ (?!<\s)[^\s`#|]", README):
+        pytest.fail(f"value on the command line: {match.group(0)!r}")
