@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from harborops import kamal, mirror, pulls, replication, s3, sites
 from harborops.errors import HarborOpsError
+from harborops.redact import redact
 
 app = typer.Typer(
     name="harborops",
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="harborops")
     except HarborOpsError as exc:
-        # escape(): messages may quote brackets (e.g. pulumi's "[secret]"), which rich would eat as markup
-        err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
+        # redact(): a server may echo a password in its error text; escape(): messages may
+        # quote brackets (e.g. pulumi's "[secret]"), which rich would eat as markup
+        err.print(f"[red]error:[/red] {escape(redact(str(exc)))}", markup=True, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -25,11 +25,12 @@ ENV_PREFIX = "HARBOR_"
 
 UrlOption = Annotated[
     str | None,
-    typer.Option("--url", help="Harbor address, with or without /api/v2.0. [env: HARBOR_URL]", show_default=False),
+    typer.Option("--url", help="Harbor address, with or without /api/v2.0 (env: HARBOR_URL).", show_default=False),
 ]
 UsernameOption = Annotated[
     str | None,
-    typer.Option("--username", "-u", help="Harbor user. [env: HARBOR_USERNAME]", show_default=False),
+    typer.Option("--username", "-u", show_default=False,
+                 help="Harbor user (env: HARBOR_USERNAME). The password is read from HARBOR_PASSWORD only."),
 ]
 TimeoutOption = Annotated[
     float,
@@ -54,10 +55,14 @@ class HarborConnection:
     url: str
     username: str
     password: SecretStr
+    # Where each came from, for "check HARBOR_RIGHT_PASSWORD" rather than a guess.
+    username_source: str = f"{ENV_PREFIX}USERNAME"
+    password_source: str = f"{ENV_PREFIX}PASSWORD"
 
     def client(self, *, timeout: float = 10.0, max_connections: int = 10) -> HarborClient:
         return HarborClient(self.url, self.username, self.password, timeout=timeout,
-                            max_connections=max_connections)
+                            max_connections=max_connections,
+                            credentials_hint=f"{self.username_source} / {self.password_source}")
 
 
 def resolve_connection(
@@ -82,6 +87,8 @@ def resolve_connection(
     normalized = normalize_base_url(chosen_url, flag=url_flag if url else url_env)
 
     chosen_user = username or specific.username or common.username
+    user_source = ("--username" if username
+                   else f"{env_prefix}USERNAME" if specific.username else f"{ENV_PREFIX}USERNAME")
     if not chosen_user:
         hint = " (HARBOR_USER is set, but harborops reads HARBOR_USERNAME)" if os.environ.get("HARBOR_USER") else ""
         raise UsageError(f"no Harbor username: pass --username or set {ENV_PREFIX}USERNAME{hint}")
@@ -90,4 +97,5 @@ def resolve_connection(
     if password is None or not password.get_secret_value():
         names = f"{env_prefix}PASSWORD" + (f" or {ENV_PREFIX}PASSWORD" if env_prefix != ENV_PREFIX else "")
         raise UsageError(f"no Harbor password: set {names} in the environment")
-    return HarborConnection(normalized, chosen_user, password)
+    password_source = f"{env_prefix}PASSWORD" if specific.password else f"{ENV_PREFIX}PASSWORD"
+    return HarborConnection(normalized, chosen_user, password, user_source, password_source)

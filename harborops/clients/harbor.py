@@ -15,7 +15,8 @@ What it does that a bare `httpx.get` does not, each learnt from Harbor itself:
 - GETs are retried on connection errors and 5xx, a bounded number of times with
   exponential backoff. Writes are never retried: a POST that timed out may well have
   started an execution.
-- The password lives only inside httpx's auth object; no message or repr shows it.
+- The password lives only inside httpx's auth object; no message or repr shows it,
+  not even when Harbor echoes it back in an error body (see harborops.redact).
 
 Why not the `harborapi` package: see README.md ("Harbor client").
 """
@@ -34,6 +35,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from harborops.errors import HarborOpsError, UsageError
+from harborops.redact import redact, register
 
 API_PATH = "/api/v2.0"
 PAGE_SIZE = 100  # Harbor's maximum page_size; 101 answers 422
@@ -45,10 +47,13 @@ ZERO_TIMES = frozenset({"0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z", "000
 
 
 class HarborError(HarborOpsError):
-    """Harbor could not do what we asked. `status_code` and `code` when Harbor said why."""
+    """Harbor could not do what we asked. `status_code` and `code` when Harbor said why.
+
+    The message often quotes Harbor's own words, which may echo what it was sent: every
+    known secret is masked here, once, so no printer can show it."""
 
     def __init__(self, message: str, *, status_code: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.status_code = status_code
         self.code = code
 
@@ -253,11 +258,14 @@ class HarborClient:
         retry_wait: float = 0.5,
         max_connections: int = 10,
         transport: httpx.BaseTransport | None = None,
+        credentials_hint: str = "HARBOR_USERNAME / HARBOR_PASSWORD",
     ) -> None:
         secret = password.get_secret_value() if isinstance(password, SecretStr) else password
+        register(secret)  # Harbor may echo it in an error message: redact() must know it
         self.base_url = normalize_base_url(url)
         self.api_url = self.base_url + API_PATH
         self.username = username
+        self._credentials_hint = credentials_hint  # what a 401 tells the user to check
         self._get_attempts = max(1, get_attempts)
         self._retry_wait = retry_wait
         self._server_time: datetime | None = None
@@ -465,7 +473,7 @@ class HarborClient:
         error_type = _ERRORS_BY_STATUS.get(status, HarborServerError if status >= 500 else HarborRequestError)
         if error_type is HarborAuthError:
             text = (f"Harbor at {self.base_url} rejected the credentials of user {self.username!r} "
-                    f"({status} {what}); check HARBOR_USERNAME / HARBOR_PASSWORD")
+                    f"({status} {what}); check {self._credentials_hint}")
         elif error_type is HarborForbidden and "CSRF" in message:
             text = f"{self.base_url}: {method} {path} was refused by Harbor's CSRF check ({what})"
         else:

@@ -340,7 +340,10 @@ class HarborEmulator:
         self._projects: dict[str, Project] = {}
         self._sim_now = 0.0
         self._upstream_starts: list[float] = []
-        self._injected: list[tuple[int, bool]] = []  # (status, html) for the next requests
+        self._injected: list[tuple[int, bool, str]] = []  # (status, html, message) for the next requests
+        # A careless server (or proxy) that quotes the Basic credentials it got in every error
+        # message: tests that no secret is printed even when a server echoes it.
+        self.echo_credentials = False
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.url = ""
@@ -416,10 +419,12 @@ class HarborEmulator:
             self._catch_up()
             return [e.to_json() for e in self._executions.values()]
 
-    def fail_next_requests(self, count: int, status: int = 503, html: bool = False) -> None:
-        """The next `count` API requests answer `status` (an HTML body when `html`, like nginx)."""
+    def fail_next_requests(self, count: int, status: int = 503, html: bool = False,
+                           message: str = "internal server error") -> None:
+        """The next `count` API requests answer `status` (an HTML body when `html`, like nginx)
+        with `message` as Harbor's error message."""
         with self._lock:
-            self._injected.extend([(status, html)] * count)
+            self._injected.extend([(status, html, message)] * count)
 
     def api_requests(self, method: str | None = None, path_prefix: str = "") -> list[RecordedRequest]:
         return [r for r in self.requests
@@ -587,17 +592,17 @@ class HarborEmulator:
             return Response(PORTAL_HTML, 200, content_type="text/html")
         with self._lock:
             if self._injected:
-                status, html = self._injected.pop(0)
+                status, html, message = self._injected.pop(0)
                 if html:
                     return Response(f"<html><head><title>{status} Bad Gateway</title></head><body>"
                                     f"<center><h1>{status} Bad Gateway</h1></center><hr><center>nginx</center>"
                                     "</body></html>", status, content_type="text/html")
-                return _error(HttpError(status, "INTERNAL_SERVER_ERROR", "internal server error"))
+                return _error(self._echoing(HttpError(status, "INTERNAL_SERVER_ERROR", message), request))
             try:
                 self._catch_up()
                 response = self._route(request)
             except HttpError as exc:
-                response = _error(exc)
+                response = _error(self._echoing(exc, request))
         # Harbor's beego session: every API answer sets a session cookie.
         response.set_cookie("sid", secrets.token_hex(16), path="/", httponly=True)
         return response
@@ -636,6 +641,15 @@ class HarborEmulator:
             ("POST", r"/system/purgeaudit/schedule", self._h_put_purge),
             ("PUT", r"/system/purgeaudit/schedule", self._h_put_purge),
         ]
+
+    def _echoing(self, exc: HttpError, request: Request) -> HttpError:
+        if not self.echo_credentials:
+            return exc
+        try:
+            sent = base64.b64decode(request.headers.get("Authorization", "")[6:]).decode()
+        except ValueError:
+            sent = "?"
+        return HttpError(exc.status, exc.code, f"{exc.message} (bad login {sent})")
 
     def _authenticated(self, request: Request) -> bool:
         header = request.headers.get("Authorization", "")

@@ -3,13 +3,16 @@ is wrong: one clear line on stderr, the right exit code, no traceback, no secret
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+import typer
 
 from harborops.settings import resolve_connection
 from tests.emulators.harbor import HarborEmulator
@@ -108,3 +111,91 @@ def test_per_site_credentials_fall_back_to_the_common_ones(monkeypatch: pytest.M
     right = resolve_connection("https://iad.example.com", None, env_prefix="HARBOR_RIGHT_")
     assert (left.username, left.password.get_secret_value()) == ("admin", "common-pw")
     assert (right.username, right.password.get_secret_value()) == ("robot$iad", "common-pw")
+
+
+# ---------------------------------------------------------------- a server that echoes the password
+# Harbor (or a proxy in front of it) may quote what it was sent in its error message.
+# Whatever path the message takes to the user, no secret may come out.
+
+ECHOED = "hunter2-Echoed/pw%+"  # '/', '%' and '+' also come back URL-encoded or JSON-escaped
+
+
+@pytest.fixture
+def echoing() -> Iterator[HarborEmulator]:
+    with HarborEmulator(password=ECHOED) as site:
+        site.echo_credentials = True
+        yield site
+
+
+def assert_secret_hidden(result: subprocess.CompletedProcess[str], *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in result.stdout + result.stderr
+
+
+def test_echoed_password_in_a_401_is_masked(echoing: HarborEmulator) -> None:
+    wrong = "wrong-" + ECHOED
+    result = harborops("replication", "status", HARBOR_URL=echoing.url, HARBOR_USERNAME="admin",
+                       HARBOR_PASSWORD=wrong)
+    assert_one_clean_line(result, 1, "rejected the credentials", "bad login admin:***", "HARBOR_PASSWORD")
+    assert_secret_hidden(result, wrong)
+
+
+def test_echoed_password_in_a_403_csrf_answer_is_masked(echoing: HarborEmulator) -> None:
+    echoing.fail_next_requests(1, status=403, message="CSRF token invalid")
+    result = harborops("replication", "status", HARBOR_URL=echoing.url, HARBOR_USERNAME="admin",
+                       HARBOR_PASSWORD=ECHOED)
+    assert_one_clean_line(result, 1, "CSRF check", "bad login admin:***")
+    assert_secret_hidden(result, ECHOED)
+
+
+def test_echoed_password_in_a_500_is_masked(echoing: HarborEmulator) -> None:
+    echoing.fail_next_requests(4, status=500, message="db error")  # every retry of the GET
+    result = harborops("replication", "status", HARBOR_URL=echoing.url, HARBOR_USERNAME="admin",
+                       HARBOR_PASSWORD=ECHOED)
+    assert_one_clean_line(result, 1, "answered 500", "db error", "bad login admin:***")
+    assert_secret_hidden(result, ECHOED)
+
+
+def test_sites_diff_masks_the_per_site_password_and_names_the_variable_used(echoing: HarborEmulator) -> None:
+    with HarborEmulator(password="left-pw-not-echoed") as left:
+        result = harborops("sites", "diff", left.url, echoing.url, HARBOR_USERNAME="admin",
+                           HARBOR_PASSWORD="left-pw-not-echoed", HARBOR_RIGHT_PASSWORD="wrong-right-pw",
+                           AWS_SECRET_ACCESS_KEY="aws-secret-value")
+    assert_one_clean_line(result, 1, echoing.url, "bad login admin:***",
+                          "check HARBOR_USERNAME / HARBOR_RIGHT_PASSWORD")
+    assert_secret_hidden(result, "wrong-right-pw")
+
+
+def test_the_401_hint_names_the_per_site_username_when_that_was_used(echoing: HarborEmulator) -> None:
+    with HarborEmulator() as left:
+        result = harborops("sites", "diff", left.url, echoing.url, HARBOR_USERNAME="admin",
+                           HARBOR_PASSWORD=left.password, HARBOR_RIGHT_USERNAME="robot$iad",
+                           HARBOR_RIGHT_PASSWORD=ECHOED)
+    assert_one_clean_line(result, 1, "'robot$iad'", "check HARBOR_RIGHT_USERNAME / HARBOR_RIGHT_PASSWORD")
+    assert_secret_hidden(result, ECHOED)
+
+
+def test_every_secret_variable_is_masked_in_any_error_message(monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from harborops import cli
+    from harborops.errors import HarborOpsError
+
+    secrets = {"HARBOR_PASSWORD": "p-common", "HARBOR_LEFT_PASSWORD": "p-left", "HARBOR_RIGHT_PASSWORD": "p-right",
+               "DOCKERHUB_TOKEN": "dckr_pat_x", "AWS_SECRET_ACCESS_KEY": "aws/sec+ret", "AWS_SESSION_TOKEN": "tok=="}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    leaky = " ".join(f"{v} {json.dumps(v)} {quote(v, safe='')}" for v in secrets.values())
+
+    leaking = typer.Typer()  # stands in for any command: every HarborOpsError goes through main's printer
+
+    @leaking.command()
+    def leak() -> None:
+        raise HarborOpsError(f"server said: {leaky}")
+
+    monkeypatch.setattr(cli, "app", leaking)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([])
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 1 and err.startswith("error: server said: ***")
+    for value in secrets.values():
+        assert value not in err and quote(value, safe="") not in err

@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from harborops.clients.harbor import (
     HarborAuthError,
     HarborClient,
+    HarborError,
     HarborNotFound,
     HarborNotJSON,
     HarborPreconditionFailed,
@@ -292,3 +293,18 @@ def test_purge_audit_schedule_round_trip(harbor: HarborEmulator) -> None:
     bad = httpx.put(url, json={"schedule": {"type": "Daily", "cron": "0 0 0 * * *"}, "parameters": {"x": 1}},
                     auth=auth)
     assert bad.status_code == 400 and "audit_retention_hour" in bad.json()["errors"][0]["message"]
+
+
+def test_a_password_given_to_the_client_is_masked_in_every_error_harbor_echoes_it_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key in ("HARBOR_PASSWORD", "HARBOR_LEFT_PASSWORD", "HARBOR_RIGHT_PASSWORD"):
+        monkeypatch.delenv(key, raising=False)  # not from the environment: the client registers it
+    password = "given-directly/Pw+1"
+    echo = {"errors": [{"code": "UNAUTHORIZED", "message": f"bad login admin:{password} ({password!r})"}]}
+    for status in (401, 403, 500):
+        transport = httpx.MockTransport(lambda request, status=status: httpx.Response(status, json=echo))
+        with HarborClient("https://harbor.example.com", "admin", SecretStr(password), transport=transport,
+                          get_attempts=1) as client, pytest.raises(HarborError) as caught:
+            client.current_user()
+        assert password not in str(caught.value) and "bad login admin:***" in str(caught.value)
