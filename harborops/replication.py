@@ -18,15 +18,23 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import typer
+from rich import box
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from harborops.clients.harbor import HarborClient, HarborError, ReplicationExecution
+from harborops.redact import redact
 from harborops.settings import TimeoutOption, UrlOption, UsernameOption, resolve_connection
 
 app = typer.Typer(no_args_is_help=True, help="Replication executions: status now, or watched live.")
+
+CREDENTIALS_HELP = (
+    "Credentials: HARBOR_USERNAME (or --username) and HARBOR_PASSWORD, from the environment; "
+    "the password is never a flag and never printed. HARBOR_URL (or --url) is the site."
+)
+MIN_INTERVAL = 1.0  # seconds between watch refreshes: less is a busy loop against Harbor
 
 HARBOR_DEFAULT_JOB_WORKERS = 10  # harbor.yml jobservice.max_job_workers default
 DELETED_POLICY = "(deleted policy)"
@@ -95,27 +103,51 @@ def format_runtime(seconds: int) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
+# The columns that must always show in full, left to right; the rule name (after
+# Policy) takes what is left of the terminal and folds onto more lines.
+SHORT_COLUMNS: tuple[tuple[str, Literal["left", "right"]], ...] = (
+    ("ID", "right"), ("Policy", "right"), ("Status", "left"), ("Trigger", "left"),
+    ("Runtime", "right"), ("Start (UTC)", "left"), ("Tasks", "right"),
+)
+TASKS_LEGEND = "Tasks: succeeded/failed/in progress/stopped/total"
+
+
+def task_counts(row: ExecutionRow) -> str:
+    return f"{row.succeed}/{row.failed}/{row.in_progress}/{row.stopped}/{row.total}"
+
+
 def executions_table(rows: list[ExecutionRow], *, long_after: int | None = None,
                      pending: dict[int, int] | None = None) -> Table:
-    table = Table(title=None, expand=False, pad_edge=False)
-    columns: tuple[tuple[str, Literal["left", "right"]], ...] = (
-        ("ID", "right"), ("Policy", "right"), ("Rule", "left"), ("Status", "left"), ("Trigger", "left"),
-        ("Runtime", "right"), ("Start time (UTC)", "left"), ("Total", "right"), ("OK", "right"),
-        ("Failed", "right"), ("In progress", "right"), ("Stopped", "right"),
-    )
-    for header, justify in columns:
-        table.add_column(header, justify=justify, no_wrap=header in ("Rule", "Start time (UTC)"))
-    if pending is not None:
-        table.add_column("Pending", justify="right")
+    """One line per execution (more when a long rule name folds), readable at 80 columns.
+
+    Every column but Rule is as wide as its widest word and never shrinks; Rule takes
+    what is left and folds. The task counters share one column (legend in the caption),
+    the start time is shown to the minute (--json has the second), and Pending appears
+    only when some task waits, so the table fits a terminal without losing a value.
+    """
+    pending = pending or {}
+    show_pending = any(pending.get(r.id) for r in rows)
+    columns = [*SHORT_COLUMNS, *((("Pending", "right"),) if show_pending else ())]
+    body = []
     for row in rows:
         is_long = long_after is not None and row.status == "InProgress" and row.runtime_seconds > long_after
-        cells = [str(row.id), str(row.policy_id), row.rule_name, row.status, row.trigger,
+        cells = [str(row.id), str(row.policy_id), row.status, row.trigger,
                  format_runtime(row.runtime_seconds) + (" LONG" if is_long else ""),
-                 (row.start_time or "-").replace("T", " ").removesuffix("Z"),
-                 str(row.total), str(row.succeed), str(row.failed), str(row.in_progress), str(row.stopped)]
-        if pending is not None:
+                 row.start_time[5:16].replace("T", " ") if row.start_time else "-", task_counts(row)]
+        if show_pending:
             cells.append(str(pending.get(row.id, 0)))
-        table.add_row(*cells, style="bold red" if is_long else None)
+        body.append((cells, row.rule_name, is_long))
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=0,
+                  caption=TASKS_LEGEND if rows else None, caption_justify="left")
+    for i, (header, justify) in enumerate(columns):
+        if i == 2:
+            table.add_column("Rule", overflow="fold", min_width=8)
+        # A header (and Runtime's " LONG") may wrap at a space; no value is ever cut.
+        values = [cells[i].split()[0] if header == "Runtime" else cells[i] for cells, _, _ in body]
+        table.add_column(header, justify=justify, width=max(map(len, [*header.split(), *values])))
+    for cells, rule_name, is_long in body:
+        table.add_row(*cells[:2], rule_name, *cells[2:], style="bold red" if is_long else None)
     return table
 
 
@@ -130,7 +162,7 @@ def connect(url: str | None, username: str | None, timeout: float) -> HarborClie
     return client
 
 
-@app.command()
+@app.command(epilog=CREDENTIALS_HELP)
 def status(
     url: UrlOption = None,
     username: UsernameOption = None,
@@ -140,12 +172,11 @@ def status(
 ) -> None:
     """Show replication executions, longest-running first.
 
-    Columns: ID, policy ID, rule name, status, trigger, runtime, start time and the task
-    counters. --json prints a list of objects with: id, policy_id, rule_name, status,
-    trigger, runtime_seconds, start_time, end_time, total, succeed, failed, in_progress,
-    stopped, status_text.
+    Columns: ID, policy ID, rule name, status, trigger, runtime, start time (to the minute) and the task counters as succeeded/failed/in progress/stopped/total. The rule name folds onto more lines when the terminal is narrow; no other column is cut.
 
-    Example: HARBOR_URL=https://harbor.chi.example.com harborops replication status --json
+    --json prints a list of objects with: id, policy_id, rule_name, status, trigger, runtime_seconds, start_time, end_time, total, succeed, failed, in_progress, stopped, status_text.
+
+    Example: HARBOR_URL=https://harbor.chi.example.com HARBOR_USERNAME=admin HARBOR_PASSWORD=... harborops replication status --json
     """
     with connect(url, username, timeout) as client:
         rows = execution_rows(client, include_finished=all_statuses)
@@ -196,16 +227,17 @@ def watch_view(snapshot: WatchSnapshot, *, long_after: int, workers: int) -> Gro
         parts.append(Text(f"{stuck} tasks stuck Pending: all {workers} job-service workers are busy "
                           "(raise jobservice.max_job_workers or start fewer rules at once)", style="bold yellow"))
     if snapshot.error:
-        parts.append(Text(f"last refresh failed: {snapshot.error}", style="red"))
+        parts.append(Text(f"last refresh failed: {redact(snapshot.error)}", style="red"))
     parts.append(executions_table(snapshot.rows, long_after=long_after, pending=snapshot.pending))
     return Group(*parts)
 
 
-@app.command()
+@app.command(epilog=CREDENTIALS_HELP)
 def watch(
     url: UrlOption = None,
     username: UsernameOption = None,
-    interval: Annotated[float, typer.Option("--interval", min=0.0, help="Seconds between refreshes.")] = 10.0,
+    interval: Annotated[float, typer.Option("--interval", min=MIN_INTERVAL,
+                                            help="Seconds between refreshes (at least 1).")] = 10.0,
     long_after: Annotated[int, typer.Option("--long-after", min=1,
                                             help="Flag executions running longer than this many minutes.")] = 60,
     workers: Annotated[int, typer.Option("--workers", min=1,
@@ -216,8 +248,9 @@ def watch(
     = 0,
     timeout: TimeoutOption = 10.0,
 ) -> None:
-    """Refresh the execution table in place, with totals by status, long runners and
-    tasks stuck Pending because every job-service worker is busy. Ctrl-C ends it.
+    """Refresh the execution table in place. Ctrl-C ends it.
+
+    Above the table: totals by status, executions running longer than --long-after, and tasks stuck Pending because every job-service worker is busy. A refresh that fails is shown and the watch goes on.
 
     Example: harborops replication watch --interval 5 --long-after 30 --workers 20
     """

@@ -92,7 +92,7 @@ def test_status_all_shows_finished_runs_and_deleted_rules(
     assert "No replication executions in progress." in only_running
     assert code == 0
     assert "(deleted policy)" in table and "Succeed" in table and "manual" in table
-    assert "Rule" in table and "Runtime" in table and "Start time (UTC)" in table
+    assert "Rule" in table and "Runtime" in table and "Start (UTC)" in table and "Tasks" in table
 
 
 def test_watch_flags_long_runners_and_tasks_stuck_pending(
@@ -103,7 +103,7 @@ def test_watch_flags_long_runners_and_tasks_stuck_pending(
     env.workers = 4
     monkeypatch.setattr(replication, "sleep", lambda _: env.clock.advance(120))
 
-    code, out, err = run(capsys, "replication", "watch", "--interval", "0", "--count", "2",
+    code, out, err = run(capsys, "replication", "watch", "--interval", "1", "--count", "2",
                          "--long-after", "1", "--workers", "4")
 
     assert (code, err) == (0, "")
@@ -134,3 +134,67 @@ def test_watch_keeps_going_through_a_harbor_blip(
 
     assert (code, err) == (0, "")
     assert "last refresh failed" in out and "InProgress: 1" in out
+
+
+def test_watch_masks_a_password_echoed_in_a_failed_refresh(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.start_execution(env.add_policy("mirror-dockerhub-r", task_seconds=10_000).id)
+    env.echo_credentials = True  # the refresh's 400 quotes "bad login admin:<password>"
+    monkeypatch.setattr(replication, "sleep", lambda _: env.fail_next_requests(1, status=400))
+
+    code, out, err = run(capsys, "replication", "watch", "--count", "2")
+
+    assert (code, err) == (0, "")
+    assert "last refresh failed" in out and "bad login admin:***" in out
+    assert env.password not in out
+
+
+@pytest.mark.parametrize("interval", ["0", "0.5"])
+def test_watch_refuses_an_interval_under_a_second(env: HarborEmulator, capsys: pytest.CaptureFixture[str],
+                                                  interval: str) -> None:
+    code, out, err = run(capsys, "replication", "watch", "--interval", interval)
+
+    assert code == 2 and out == ""
+    assert "--interval" in err and "greater than or equal to 1" in err
+    assert not env.api_requests()  # refused before any call to Harbor
+
+
+def test_status_table_shows_every_column_at_80_columns(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    long_name = "mirror-dockerhub-library-postgres-with-a-very-long-rule-name"
+    env.workers = 2
+    running = env.add_policy(long_name, artifacts=12, task_seconds=100_000)
+    env.start_execution(running.id, trigger="scheduled")
+    env.clock.advance(3725)
+
+    code, out, _ = run(capsys, "replication", "status")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80
+    for header in ("ID", "Policy", "Rule", "Status", "Trigger", "Runtime", "Start (UTC)", "Tasks"):
+        assert header in out
+    row = next(line for line in lines if line.lstrip().startswith("1 "))
+    for value in ("InProgress", "scheduled", "1h02m05s", "01-05 09:00", "0/0/12/0/12"):
+        assert value in row, row
+    assert row.split()[:2] == ["1", str(running.id)]
+    start, end = lines[0].index("Rule"), lines[0].index("Status")
+    assert "".join(line[start:end].strip() for line in lines[2:-1]) == long_name  # folded, never cut
+
+
+def test_watch_table_shows_every_column_at_80_columns(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    env.workers = 2
+    for i in range(2):
+        env.start_execution(env.add_policy(f"mirror-dockerhub-rule-number-{i}", artifacts=3, task_seconds=10_000).id)
+    env.clock.advance(5)
+
+    code, out, _ = run(capsys, "replication", "watch", "--count", "1", "--workers", "2")
+
+    assert code == 0 and max(map(len, out.splitlines())) <= 80
+    assert "Pending" in out and "InProgress" in out and "manual" in out and "0/0/3/0/3" in out
