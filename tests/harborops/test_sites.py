@@ -151,3 +151,45 @@ def test_compare_tags_sorts_and_classifies() -> None:
         [TagDrift("r", "a", "sha256:1", None)],
         [TagDrift("r", "b", "sha256:2", "sha256:3")],
     )
+
+
+@pytest.mark.parametrize("name", ["nosuch", "YourOrg"])
+def test_a_project_neither_site_has_is_an_error_not_agreement(
+    chi: HarborEmulator, iad: HarborEmulator, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    for site in (chi, iad):
+        site.add_artifact("yourorg/app", ["1.0"], digest="sha256:" + "a" * 64)
+
+    code, out, err = run(capsys, "sites", "diff", chi.url, iad.url, "-p", name)
+
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert f"--project {name!r}: no such project on {chi.url} or {iad.url}" in err
+    assert ("did you mean 'yourorg'?" in err) == (name == "YourOrg")
+
+
+def test_an_empty_project_name_is_misuse(chi: HarborEmulator, iad: HarborEmulator,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "sites", "diff", chi.url, iad.url, "-p", "")
+
+    assert (code, out) == (2, "")
+    assert err.strip() == "error: --project: empty project name (leave -p out to compare every project)"
+    assert not chi.requests and not iad.requests
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_project_only_one_site_has_is_drift_even_when_empty(
+    chi: HarborEmulator, iad: HarborEmulator, capsys: pytest.CaptureFixture[str], named: bool
+) -> None:
+    for site in (chi, iad):
+        site.add_artifact("yourorg/app", ["1.0"], digest="sha256:" + "a" * 64)
+    chi.add_project("chi-only")  # no repositories at all
+
+    args = ["-p", "yourorg", "-p", "chi-only"] if named else []
+    code, out, _ = run(capsys, "sites", "diff", chi.url, iad.url, *args)
+    _, json_out, _ = run(capsys, "sites", "diff", chi.url, iad.url, *args, "--json")
+
+    assert code == 1
+    assert "project missing on right" in out and "chi-only/" in out and "1 projects on one site only" in out
+    report = json.loads(json_out)
+    assert (report["projects_missing_on_left"], report["projects_missing_on_right"]) == ([], ["chi-only"])
