@@ -245,8 +245,9 @@ def refuse_non_s3_reply(response_dict: dict[str, Any], operation_model: Any, **_
     body = bytes(body) if isinstance(body, (bytes, bytearray)) else b""
     where = f"{operation_model.name}: the endpoint answered"
     hint = "not S3: is --endpoint the S3 API URL?"
-    if 300 <= status < 400 and "x-amz-bucket-region" not in headers:
-        # AWS's own wrong-region redirects carry x-amz-bucket-region; botocore follows those.
+    if 300 <= status < 400 and not any(name.startswith("x-amz-") for name in headers):
+        # AWS's own wrong-region redirects (301, 307) carry x-amz-* headers and botocore
+        # follows them; a login page's redirect carries none.
         raise S3NotS3Reply(f"{where} a redirect (HTTP {status}), {hint}")
     if _looks_like_html(body):
         raise S3NotS3Reply(f"{where} HTML (HTTP {status}), {hint}")

@@ -16,11 +16,12 @@ import textwrap
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import boto3
 import pytest
 
 from components.s3_policy import HARBOR_ACTIONS, policy_document
 from harborops.cli import main
-from harborops.clients.s3 import S3Client, S3Target
+from harborops.clients.s3 import S3Client, S3Target, refuse_non_s3_reply, validate_bucket
 from harborops.s3 import SCRATCH_ROOT, _principal_arn, report_excess
 from tests.conftest import REPO_ROOT
 from tests.support.moto_server import AccessKey, MotoS3, moto_s3_server
@@ -436,8 +437,6 @@ def test_bad_endpoint_or_bucket_is_misuse_before_any_request(capsys, monkeypatch
 
 @pytest.mark.parametrize("name", ["docker-registry-bucket", "harbor.chi.2024", "abc"])
 def test_valid_bucket_names_pass_the_check(name):
-    from harborops.clients.s3 import validate_bucket
-
     assert validate_bucket(name) == name
 
 
@@ -540,3 +539,22 @@ def test_a_missing_bucket_is_one_line_not_a_table(capsys, monkeypatch, moto):
     assert err.strip().splitlines() == [
         "error: the bucket 'nosuchbucket' does not exist at this endpoint (GetBucketLocation: NoSuchBucket): check --bucket"
     ]
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "headers", "body"),
+    [
+        # AWS's wrong-region answer: botocore's redirector must still see it.
+        ("GetBucketLocation", 301, {"x-amz-bucket-region": "eu-west-1", "x-amz-request-id": "R"},
+         b"<?xml version='1.0'?><Error><Code>PermanentRedirect</Code></Error>"),
+        ("GetBucketPolicy", 200, {"Content-Type": "application/json"}, b'{"Version": "2012-10-17"}'),  # JSON payload
+        ("DeleteObject", 204, {"Content-Type": "text/html; charset=utf-8"}, b""),  # moto labels empty replies HTML
+        ("GetObject", 200, {"Content-Type": "text/plain"}, b"harborops s3 verify\n"),  # object bodies are anything
+    ],
+    ids=["aws-region-redirect", "bucket-policy-json", "empty-204", "object-body"],
+)
+def test_real_s3_replies_are_not_mistaken_for_another_service(operation, status, headers, body):
+    model = boto3.session.Session().client(
+        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    ).meta.service_model.operation_model(operation)
+    refuse_non_s3_reply({"status_code": status, "headers": headers, "body": body}, model)  # does not raise
