@@ -263,6 +263,9 @@ def secrets(
 ) -> None:
     """Print the .kamal/secrets lines for a site's registry.
 
+    Input: --stack NAME runs pulumi; --from FILE (or - for stdin) reads JSON; with
+    neither, stdin is read if it is not a terminal. pulumi never runs without --stack.
+
     Example: harborops kamal secrets --site iad --stack iad -o .kamal/secrets
     """
     mapping = parse_var_mappings(password_var, var or [])
@@ -286,6 +289,9 @@ def registry(
     password_var: PasswordVarOption = DEFAULT_PASSWORD_VAR,
 ) -> None:
     """Print the registry: block for config/deploy.yml (the password is a secret reference).
+
+    The login is written as it is; the password names the variable `secrets` writes.
+    Input as for `secrets`: --stack NAME, --from FILE or -, or piped stdin.
 
     Example: harborops kamal registry --site iad --stack iad
     """
