@@ -1,30 +1,62 @@
-"""Wires the command groups together. Each group lives in its own module."""
+"""Wires the command groups together. Each group lives in its own module.
+
+A group's module is imported only when that group runs (or when the top-level
+--help lists them all): `harborops replication status` need not load boto3 or the
+mirror planner first.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from harborops import kamal, mirror, pulls, replication, s3, sites
 from harborops.errors import HarborOpsError
 from harborops.redact import redact
 
+# command name -> the module whose `app` holds it, in the order --help lists them
+GROUPS = {
+    "mirror": "harborops.mirror",
+    "replication": "harborops.replication",
+    "sites": "harborops.sites",
+    "s3": "harborops.s3",
+    "kamal": "harborops.kamal",
+    "pulls": "harborops.pulls",
+}
+
+
+class LazyGroups(TyperGroup):
+    """The top-level group: each sub-group is built from its module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*GROUPS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in GROUPS:
+            return super().get_command(ctx, cmd_name)
+        command = typer.main.get_group(importlib.import_module(GROUPS[cmd_name]).app)
+        command.name = cmd_name
+        return command
+
+
 app = typer.Typer(
     name="harborops",
-    help="Operate the Harbor sites: mirror pacing, replication, drift, S3 checks, Kamal hand-off, pull times.",
+    cls=LazyGroups,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals may hold secrets
     add_completion=False,
 )
-app.add_typer(mirror.app, name="mirror")
-app.add_typer(replication.app, name="replication")
-app.add_typer(sites.app, name="sites")
-app.add_typer(s3.app, name="s3")
-app.add_typer(kamal.app, name="kamal")
-app.add_typer(pulls.app, name="pulls")
+
+
+@app.callback()
+def _harborops() -> None:
+    """Operate the Harbor sites: mirror pacing, replication, drift, S3 checks, Kamal hand-off, pull times."""
+
 
 err = Console(stderr=True, highlight=False)
 

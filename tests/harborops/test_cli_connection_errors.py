@@ -199,3 +199,26 @@ def test_every_secret_variable_is_masked_in_any_error_message(monkeypatch: pytes
     assert exit_info.value.code == 1 and err.startswith("error: server said: ***")
     for value in secrets.values():
         assert value not in err and quote(value, safe="") not in err
+
+
+# ---------------------------------------------------------------- startup: only the group that runs is imported
+
+
+def test_help_lists_every_group_and_a_command_loads_only_its_own() -> None:
+    listing = harborops("--help")
+    assert listing.returncode == 0
+    for group in ("mirror", "replication", "sites", "s3", "kamal", "pulls"):
+        assert f" {group} " in listing.stdout
+
+    probe = ("import sys\nfrom harborops.cli import main\ntry:\n    main(['replication', 'status', '--help'])\n"
+             "except SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('boto3', 'harborops.mirror', 'harborops.s3', 'harborops.pulls', "
+             "'harborops.kamal', 'harborops.sites') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert "Show replication executions" in loaded.stdout
+    assert loaded.stdout.strip().splitlines()[-1] == "[]"  # no boto3, no mirror planner: ~0.35 s, not ~1 s
+
+
+def test_an_unknown_group_is_still_a_usage_error() -> None:
+    result = harborops("replicaton", "status")
+    assert result.returncode == 2 and "No such command 'replicaton'" in result.stderr
