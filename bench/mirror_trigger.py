@@ -15,7 +15,7 @@ Makespan is emulated seconds from the first start to the moment the last executi
 reached a final state. Each strategy starts on a window boundary with fresh
 executions. Results: bench/results/mirror_trigger.json, .md and .png.
 
-Usage: python bench/mirror_trigger.py [--speed 20] [--rules 300] [--scenarios 30x60,50x60]
+Usage: python bench/mirror_trigger.py [--speed 20] [--rules 300] [--scenarios 10x60,30x60,50x60]
                                      [--repeat 3] [--sensitivity]
 """
 
@@ -299,7 +299,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", type=float, default=20.0, help="emulated seconds per real second")
     parser.add_argument("--rules", type=int, default=300)
-    parser.add_argument("--scenarios", default="30x60,50x60", help="R x W pairs, comma-separated")
+    parser.add_argument("--scenarios", default="10x60,30x60,50x60", help="R x W pairs, comma-separated")
     parser.add_argument("--max-in-flight", type=int, default=10)
     parser.add_argument("--poll-interval", type=float, default=2.0, help="emulated seconds")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the tool per row; the median is shown")
