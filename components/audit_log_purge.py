@@ -37,7 +37,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.dockerhub_catalog import ship_by_value
+from components.dynamic import ship_by_value
 
 # Methods below spell out their constants instead of reading module globals: the class
 # is shipped by value (ship_by_value) and must not depend on this module being importable.

@@ -22,47 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from components.dynamic import ship_by_value
 from harborops.clients.dockerhub import Catalog, DockerHubError
 
 #: The stack output holding the recorded catalogue; the next run reads it back.
 CATALOG_OUTPUT = "dockerHubCatalog"
 CATALOG_TYPE = "pulumi-python:dynamic/harbor-platform:DockerHubCatalog"
-
-_Shipped = TypeVar("_Shipped")
-
-
-# --------------------------------------------------------------------------- pickling
-
-
-def ship_by_value(obj: _Shipped) -> _Shipped:
-    """Make dill pickle a dynamic provider class (and its methods) by value, not by import path.
-
-    dill pickles anything importable by reference (``components.x.Provider``), so the provider
-    host, which the engine may start from another directory, must import this repository to
-    unpickle it; old state also breaks when the module is renamed. Objects whose
-    ``__module__`` is ``__main__`` are pickled by value, code included. Pulumi once did this
-    rewrite itself (https://github.com/pulumi/pulumi/pull/7755 for
-    https://github.com/pulumi/pulumi/issues/7453); the SDK pinned here does not, so we do it.
-
-    Only the class body is rewritten: a method must not call module-level helpers of this
-    repository (use staticmethods), and may import installed packages only.
-    """
-    _mark_main(obj)
-    for member in vars(obj).values() if isinstance(obj, type) else ():
-        _mark_main(getattr(member, "__func__", member))
-    return obj
-
-
-def _mark_main(member: Any) -> None:
-    if isinstance(member, type) or hasattr(member, "__code__"):
-        member.__module__ = "__main__"
-
 
 # --------------------------------------------------------------------------- snapshot
 

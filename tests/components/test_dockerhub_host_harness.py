@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from components.dockerhub_catalog import ship_by_value
+from components.dynamic import ship_by_value
 from tests.support.dynamic_host import DynamicHostCallError, DynamicProviderHost
 
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from harborops import mirror
-from harborops.cli import main
 from tests.emulators.dockerhub import DockerHubEmulator
+from tests.support.cli import run_cli
 from tests.emulators.harbor import EPOCH, HarborEmulator, ManualClock, harbor  # noqa: F401  (the fixture)
 
 PASSWORD = "Harbor12345"
@@ -54,12 +54,7 @@ def env(harbor: HarborEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(["mirror", "trigger", *argv])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(capsys, "mirror", "trigger", *argv)
     assert PASSWORD not in out + err and HUB_TOKEN not in out + err
     assert "Traceback" not in err
     return code, out, err

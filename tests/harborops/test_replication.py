@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from harborops import replication
-from harborops.cli import main
 from tests.emulators.harbor import HarborEmulator
+from tests.support.cli import run_cli
 
 
 @pytest.fixture
@@ -28,13 +28,7 @@ def env(harbor: HarborEmulator, monkeypatch: pytest.MonkeyPatch) -> HarborEmulat
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv)
 
 
 def test_status_reads_every_page_and_names_rules_with_one_policy_list(

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from harborops.cli import main
 from harborops.sites import TagDrift, compare_tags
 from tests.emulators.harbor import HarborEmulator
+from tests.support.cli import run_cli
 
 
 @pytest.fixture
@@ -33,13 +33,7 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, *argv)
 
 
 def test_drift_in_both_directions_and_different_digests(
