@@ -79,3 +79,18 @@ def test_a_successful_preview_adds_nothing(tmp_path: Path) -> None:
     result = subprocess.run([str(script), "iad", "--diff"], capture_output=True, text=True, timeout=30, env=env)
     assert (result.returncode, result.stderr) == (0, "")
     assert (tmp_path / "calls").read_text().splitlines()[-1] == "preview --stack iad --non-interactive --diff"
+
+
+def test_a_self_managed_backend_needs_the_passphrase_and_pulumi_cloud_does_not(tmp_path: Path) -> None:
+    script, env = _fake_checkout(tmp_path)
+    (tmp_path / "Pulumi.chi.yaml").write_text("config: {}\n")
+    del env["PULUMI_CONFIG_PASSPHRASE"]
+    on_s3 = subprocess.run([str(script), "chi"], capture_output=True, text=True, timeout=30,
+                           env={**env, "PULUMI_BACKEND_URL": "s3://state?region=us-east-1"})
+    assert (on_s3.returncode, on_s3.stderr) == (
+        2, "preview: set PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE: it encrypts this stack's secrets\n"
+    )
+    assert not (tmp_path / "calls").exists()  # nothing ran
+    on_cloud = subprocess.run([str(script), "chi"], capture_output=True, text=True, timeout=30,
+                              env={**env, "PULUMI_BACKEND_URL": "https://api.pulumi.com"})
+    assert (on_cloud.returncode, on_cloud.stderr) == (0, "")
