@@ -165,9 +165,20 @@ class Histogram:
 
 @dataclass
 class GroupStats:
-    count: int = 0
+    """`count` is the pulls the times cover; `failures` every failed or unfinished pull."""
+
     failures: int = 0
+    failures_timed: int = 0  # failures in the times (--include-failed, with a duration)
     times: Histogram = field(default_factory=Histogram)
+
+    @property
+    def count(self) -> int:
+        return self.times.n
+
+    @property
+    def failures_untimed(self) -> int:
+        """Failed or unfinished pulls that are in no time statistic (nor in a plot)."""
+        return self.failures - self.failures_timed
 
     def as_dict(self) -> dict[str, Any]:
         return {"count": self.count, "failures": self.failures, **self.times.summary()}
@@ -270,8 +281,9 @@ class Collector:
             deploy.failures += 1
             if not self.pull_filter.include_failed:
                 return False
-        stats.count += 1
-        if pull.seconds is not None:
+            if pull.seconds is not None:
+                stats.failures_timed += 1
+        if pull.seconds is not None:  # a failed pull without Finished has no time to count
             ms = round(pull.seconds * 1000)
             stats.times.add_ms(ms)
             deploy.pull_ms += ms
@@ -750,7 +762,7 @@ def report(
     host: Annotated[list[str] | None, typer.Option("--host", metavar="GLOB", help="Only hosts matching this glob; repeatable.", show_default=False)] = None,
     registry: Annotated[list[str] | None, typer.Option("--registry", metavar="GLOB", help="Only registries matching this glob; repeatable.", show_default=False)] = None,
     image: Annotated[list[str] | None, typer.Option("--image", metavar="GLOB", help="Only images (registry/repository, repository or the reference as written) matching this glob; repeatable.", show_default=False)] = None,
-    include_failed: Annotated[bool, typer.Option("--include-failed", help="Count failed and unfinished pulls in rows and times, not only in 'failures'.")] = False,
+    include_failed: Annotated[bool, typer.Option("--include-failed", help="List failed and unfinished pulls too, and add failed pulls that have a duration to 'count' and the times ('failures' always counts every failed or unfinished pull).")] = False,
     rows: Annotated[bool, typer.Option("--rows", help="List every pull instead of the statistics (table and CSV; JSON always has both).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON document on stdout (shape in README).")] = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,

@@ -96,8 +96,51 @@ def test_include_failed_lists_failures_with_their_exit_status(cli) -> None:  # t
     failed = sorted((p["host"], p["outcome"], p["exit_status"]) for p in document["pulls"] if not p["success"])
     assert failed == [("web-1.chi", "failed", 18), ("web-1.chi", "unfinished", None), ("web-2.chi", "failed", 1)]
     web1 = by_group(document["stats"], "host")["web-1.chi"]
-    # Counted, but without a duration the times still come from the one good pull.
-    assert (web1["count"], web1["failures"], web1["median"]) == (3, 2, 6.5)
+    # Listed in the rows, but without a duration neither failure is in count or the times.
+    assert (web1["count"], web1["failures"], web1["median"]) == (1, 2, 6.5)
+
+
+# shop/web: 4 good pulls (2, 4, 6, 8 s); w5 failed after 10 s (a Finished line);
+# w6 failed in the ERROR block (no duration); w7 never finished.
+TINY = """Acquiring the deploy lock...
+  INFO [00000001] Running docker pull shop/web:v1 on w1
+  INFO [00000001] Finished in 2.000 seconds with exit status 0 (successful).
+  INFO [00000002] Running docker pull shop/web:v1 on w2
+  INFO [00000002] Finished in 4.000 seconds with exit status 0 (successful).
+  INFO [00000003] Running docker pull shop/web:v1 on w3
+  INFO [00000003] Finished in 6.000 seconds with exit status 0 (successful).
+  INFO [00000004] Running docker pull shop/web:v1 on w4
+  INFO [00000004] Finished in 8.000 seconds with exit status 0 (successful).
+  INFO [00000005] Running docker pull shop/web:v1 on w5
+  INFO [00000005] Finished in 10.000 seconds with exit status 1 (failed).
+  INFO [00000006] Running docker pull shop/web:v1 on w6
+  INFO [00000007] Running docker pull shop/web:v1 on w7
+  ERROR (SSHKit::Command::Failed): Exception while executing on host w6: docker exit status: 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        # count, failures, min, median, p90, p95, max, total
+        ((), ["4", "3", "2.0", "5.0", "7.4", "7.7", "8.0", "20.0"]),
+        # + w5, the one failure with a duration; w6 and w7 stay in failures only
+        (("--include-failed",), ["5", "3", "2.0", "6.0", "9.2", "9.6", "10.0", "30.0"]),
+    ],
+    ids=["default", "include-failed"],
+)
+def test_count_is_the_pulls_the_times_cover(cli, tmp_path: Path, flags: tuple[str, ...], expected: list[str]) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "tiny.log"
+    log.write_text(TINY)
+    code, out, _ = cli(str(log), "--csv", *flags)
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out)))[1] == ["shop/web", *expected]
+    code, out, _ = cli(str(log), "--json", *flags)
+    (stats,) = json.loads(out)["stats"]
+    assert (stats["count"], stats["failures"], stats["total"]) == (int(expected[0]), 3, float(expected[-1]))
+    code, out, _ = cli(str(log), *flags)
+    line = next(row for row in out.splitlines() if "shop/web" in row)
+    assert [cell.strip() for cell in line.strip("│ ").split("│")][1:3] == expected[:2]
 
 
 def test_several_group_keys(cli) -> None:  # type: ignore[no-untyped-def]
