@@ -250,6 +250,8 @@ class KamalLogParser:
         self._in_error_block = False
 
     def feed_line(self, raw: str, line_number: int) -> None:
+        if "\0" in raw:  # past the sniffed start; only lines that get decoded are checked
+            raise LogFormatError(f"binary data (a NUL byte) on line {line_number}, not a Kamal log")
         text = clean_line(raw)
         command = _COMMAND_ID.search(text)
         if command is not None:

@@ -9,9 +9,12 @@ baseline with the current state.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
+import os
 import sys
+import tempfile
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
@@ -374,6 +377,43 @@ def _open_log(path: str, stack: ExitStack) -> tuple[BinaryIO, int | None]:
     return stream, file.stat().st_size
 
 
+def check_stdin_once(paths: list[str], baseline: list[str], *, logs_given: bool) -> None:
+    """'-' may appear once in all: stdin cannot be read a second time."""
+    if paths.count("-") + baseline.count("-") <= 1:
+        return
+    if "-" in baseline and "-" in paths:
+        where = "--baseline - and LOG -" if logs_given else "--baseline - without a LOG (which then reads stdin)"
+    else:
+        where = "--baseline - given twice" if baseline.count("-") > 1 else "LOG - given twice"
+    raise UsageError(f"{where}: stdin can be read once")
+
+
+def check_plot_path(plot: Path) -> None:
+    """Refuse a --plot FILE.png that cannot be written, before any output starts."""
+    if plot.name.lower() == ".png":
+        raise UsageError(f"--plot {plot}: give a file name before .png, e.g. pulls.png")
+    if plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot}: the file name must end in .png")
+    parent = plot.parent
+    if not parent.is_dir():
+        existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise UsageError(f"--plot {plot}: {existing} is not a directory")
+        raise UsageError(f"--plot {plot}: directory {parent} does not exist")
+    if plot.is_dir():
+        raise UsageError(f"--plot {plot}: is a directory")
+    # Create and remove a file beside it: permissions, read-only mounts and /proc all
+    # answer only to a real attempt. An existing plot stays untouched until the end.
+    try:
+        descriptor, probe = tempfile.mkstemp(dir=parent, prefix=".pulls-plot-", suffix=".png")
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as exc:
+        raise HarborOpsError(f"--plot {plot}: cannot create a file in {parent} ({exc.strerror or exc})") from exc
+    if plot.exists() and not os.access(plot, os.W_OK):
+        raise HarborOpsError(f"--plot {plot}: cannot overwrite it ({os.strerror(errno.EACCES)})")
+
+
 def precheck(paths: list[str]) -> None:
     """Reject missing, empty and binary files before any output starts streaming."""
     for path in paths:
@@ -610,13 +650,21 @@ def rows_table(pulls: list[Pull]) -> Table:
     return table
 
 
+def _deploys(number: int) -> str:
+    return f"{number} deploy" if number == 1 else f"{number} deploys"
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} s"
+
+
 def deploys_line(current: Collector, baseline: Collector | None) -> str:
     now = median_deploy_seconds(current.deploys())
-    text = f"{len(current.deploys_in_order)} deploys, median deploy time {_fmt(now, 1)} s (from 'Finished all in')"
+    text = f"{_deploys(len(current.deploys_in_order))}, median deploy time: {_seconds(now)} (from 'Finished all in')"
     if baseline is not None:
         before = median_deploy_seconds(baseline.deploys())
         change = delta(before, now)
-        text += f"; baseline {len(baseline.deploys_in_order)} deploys, median {_fmt(before, 1)} s"
+        text += f"; baseline {_deploys(len(baseline.deploys_in_order))}, median {_seconds(before)}"
         if change is not None:
             text += f", Δ {change['abs']:+.1f} s"
     return text
@@ -775,15 +823,11 @@ def report(
     if json_output and csv_output:
         raise UsageError("--json and --csv: choose one output format")
     if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise UsageError(f"--plot {plot}: the file name must end in .png")
-        if not plot.parent.is_dir():
-            raise UsageError(f"--plot {plot}: directory {plot.parent} does not exist")
+        check_plot_path(plot)
     paths = logs or ["-"]
     if paths == ["-"] and sys.stdin.isatty():
         raise UsageError("give one or more LOG files, or pipe a Kamal log on stdin")
-    if baseline and "-" in baseline and "-" in paths:
-        raise UsageError("--baseline and LOG cannot both read stdin")
+    check_stdin_once(paths, list(baseline or ()), logs_given=bool(logs))
     precheck(list(baseline or ()) + paths)
     group_by = tuple(dict.fromkeys(by or [GroupBy.repository]))
     pull_filter = PullFilter(tuple(host or ()), tuple(registry or ()), tuple(image or ()), include_failed)
@@ -806,6 +850,8 @@ def report(
             if rows:
                 listed.append(pull)
         comparison = compare(before, current) if before is not None else None
+        if plot is not None:
+            _plotted_groups(current, before)  # "nothing to plot" before the table, not after
         if csv_output:
             write_csv_stats(sys.stdout, current, comparison)
         else:

@@ -164,7 +164,7 @@ def test_table_for_people(cli) -> None:  # type: ignore[no-untyped-def]
     assert [cell.strip() for cell in line.strip("│ ").split("│")] == [
         "shop/web", "4", "3", "3.00", "5.25", "10.53", "11.39", "12.25", "25.75",
     ]
-    assert "3 deploys, median deploy time 21.2 s" in out
+    assert "3 deploys, median deploy time: 21.2 s" in out
 
 
 def test_rows_table(cli) -> None:  # type: ignore[no-untyped-def]
@@ -300,12 +300,47 @@ def test_a_bad_file_later_in_the_list_stops_before_any_output(cli, tmp_path: Pat
         ((TWO, "--json", "--csv"), "--json and --csv: choose one output format"),
         ((TWO, "--plot", "pulls.svg"), "--plot pulls.svg: the file name must end in .png"),
         ((TWO, "--plot", "no/such/dir/p.png"), "directory no/such/dir does not exist"),
+        ((TWO, "--plot", ".png"), "--plot .png: give a file name before .png"),
+        ((TWO, "--plot", f"{TWO}/p.png"), f"--plot {TWO}/p.png: {TWO} is not a directory"),
+        ((TWO, "--plot", f"{TWO}/deeper/p.png"), f"{TWO} is not a directory"),
+        (("-", "--baseline", "-"), "--baseline - and LOG -: stdin can be read once"),
+        ((TWO, "--baseline", "-", "--baseline", "-"), "--baseline - given twice: stdin can be read once"),
+        (("-", TWO, "-"), "LOG - given twice: stdin can be read once"),
+        (("--baseline", "-"), "--baseline - without a LOG (which then reads stdin): stdin can be read once"),
     ],
 )
 def test_misuse_exits_2(cli, args: tuple[str, ...], message: str) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = cli(*args)
+    code, out, err = cli(*args, stdin=(FIXTURES / "two_deploys_and_a_cut.log").read_bytes())
     assert (code, out) == (2, "")
-    assert message in err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_plot_target_that_is_a_directory_stops_before_any_output(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "old.png").mkdir()
+    for flags in ((), ("--csv",), ("--json",)):
+        code, out, err = cli(TWO, *flags, "--plot", str(tmp_path / "old.png"))
+        assert (code, out) == (2, "") and err.count("\n") == 1 and "old.png: is a directory" in err
+
+
+def test_plot_where_no_file_can_be_created_stops_before_any_output(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = cli(TWO, "--plot", "/proc/pulls.png")  # procfs refuses new files, even to root
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "--plot /proc/pulls.png: cannot create a file in /proc" in err
+
+
+def test_a_nul_byte_after_the_sniffed_start_is_binary_data(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "late.log"
+    text = (FIXTURES / "two_deploys_and_a_cut.log").read_bytes()
+    log.write_bytes(b"x" * 9000 + b"\n" + text.replace(b"Running docker pull shop/web:v3", b"Running docker pull shop/web:v3\0"))
+    code, out, err = cli(str(log))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "late.log: binary data (a NUL byte) on line 43, not a Kamal log" in err
+
+
+def test_deploys_line_says_one_deploy_and_n_a(cli) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli(str(FIXTURES / "real_kamal_694_github_actions.log"))
+    assert code == 0
+    assert "1 deploy, median deploy time: n/a (from 'Finished all in')" in out
 
 
 def test_no_log_and_a_terminal_on_stdin(cli) -> None:  # type: ignore[no-untyped-def]
@@ -338,8 +373,8 @@ def test_plot_with_baseline_is_a_png(cli, tmp_path: Path) -> None:  # type: igno
 
 def test_plot_needs_at_least_one_duration(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     target = tmp_path / "pulls.png"
-    code, _, err = cli(str(FIXTURES / "real_kamal_1674_local_registry.log"), "--plot", str(target))
-    assert code == 1 and "nothing to plot" in err and not target.exists()
+    code, out, err = cli(str(FIXTURES / "real_kamal_1674_local_registry.log"), "--plot", str(target))
+    assert (code, out) == (1, "") and "nothing to plot" in err and not target.exists()
 
 
 def test_fast_json_rows_are_exactly_json_dumps() -> None:
