@@ -38,6 +38,9 @@ JSON_VERSION = 1
 STAT_NAMES = ("min", "median", "p90", "p95", "max", "total")
 PLOT_GROUP_LIMIT = 25
 PLOT_POINTS_PER_GROUP = 200
+PLOT_LABEL_CHARS = 56  # row labels beyond this are cut in the middle, so boxes keep the width
+PLOT_LABEL_MIN_PART = 16
+PLOT_TITLE_CHARS = 95  # fits the 10-inch figure at 10 pt
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -727,19 +730,102 @@ def _box_stats(hist: Histogram, label: str) -> dict[str, Any]:
     }
 
 
-def _plotted_groups(current: Collector, baseline: Collector | None) -> tuple[list[tuple[str, ...]], int]:
-    """Groups with at least one duration, the busiest first, capped; and how many there were."""
+def _timed_pulls(collector: Collector | None, key: tuple[str, ...]) -> tuple[int, int]:
+    stats = collector.groups.get(key) if collector is not None else None
+    return (stats.times.n, stats.times.total_ms) if stats is not None else (0, 0)
 
-    def timed_pulls(collector: Collector | None, key: tuple[str, ...]) -> int:
-        stats = collector.groups.get(key) if collector is not None else None
-        return stats.times.n if stats is not None else 0
+
+def _plotted_groups(current: Collector, baseline: Collector | None) -> tuple[list[tuple[str, ...]], int]:
+    """Groups with at least one duration, the busiest first, capped; and how many there were.
+
+    Busiest means the most timed pulls, baseline and current together; ties go to the
+    longest total pull time (the groups that cost the most), then to the name.
+    """
+
+    def weight(key: tuple[str, ...]) -> tuple[int, int]:
+        (n_now, ms_now), (n_before, ms_before) = _timed_pulls(current, key), _timed_pulls(baseline, key)
+        return n_now + n_before, ms_now + ms_before
 
     keys = set(current.groups) | (set(baseline.groups) if baseline else set())
-    timed = [k for k in keys if timed_pulls(current, k) + timed_pulls(baseline, k)]
+    timed = [k for k in keys if weight(k)[0]]
     if not timed:
         raise HarborOpsError("nothing to plot: no pull has a duration (all failed or unfinished)")
-    busiest = sorted(timed, key=lambda k: (-(timed_pulls(current, k) + timed_pulls(baseline, k)), k))
+    busiest = sorted(timed, key=lambda k: (*(-w for w in weight(k)), k))
     return sorted(busiest[:PLOT_GROUP_LIMIT], reverse=True), len(timed)  # reversed: top row first
+
+
+def shorten_middle(text: str, limit: int, keep: tuple[int, int] = (0, 0)) -> str:
+    """`text` cut to `limit` characters with '…', never inside text[keep[0]:keep[1]].
+
+    `keep` is where the groups of a plot differ (see plot_labels); the cut goes in
+    the middle when that allows, else beside the kept part, else on both sides of it.
+
+    >>> shorten_middle("app-server-07.production.example.test", 24)
+    'app-server-0…xample.test'
+    >>> shorten_middle("app-server-07.production.example.test", 24, keep=(11, 13))
+    'app-server-07…ample.test'
+    """
+    if len(text) <= limit:
+        return text
+    start, stop = keep
+    edge = 4  # characters of the head or tail worth keeping beside an ellipsis
+    head = limit // 2
+    if stop <= head or start >= len(text) - (limit - 1 - head):
+        return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+    if stop <= limit - 1 - edge:
+        head = stop
+        return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+    if len(text) - start <= limit - 1 - edge:
+        tail = len(text) - start
+        return text[: limit - 1 - tail] + "…" + text[start:]
+    room = limit - 2 - 2 * edge
+    if stop - start > room:
+        return text[:head] + "…" + text[len(text) - (limit - 1 - head) :]
+    left = max(edge, start - (room - (stop - start)) // 2)
+    return text[:edge] + "…" + text[left : left + room] + "…" + text[len(text) - edge :]
+
+
+def plot_labels(keys: list[tuple[str, ...]]) -> list[str]:
+    """Row labels: each part of a group key shortened to its share, keeping what differs."""
+    if not keys:
+        return []
+    parts = len(keys[0])
+    share = max(PLOT_LABEL_MIN_PART, (PLOT_LABEL_CHARS - 3 * (parts - 1)) // parts)
+    keeps = []
+    for index in range(parts):
+        values = {key[index] for key in keys}
+        if len(values) < 2:
+            keeps.append((0, 0))
+            continue
+        prefix = len(os.path.commonprefix(list(values)))
+        suffix = len(os.path.commonprefix([value[::-1] for value in values]))
+        keeps.append((prefix, suffix))
+    labels = []
+    for key in keys:
+        shortened = []
+        for part, (prefix, suffix) in zip(key, keeps, strict=True):
+            stop = max(prefix + 1, len(part) - suffix) if (prefix or suffix) else 0
+            shortened.append(shorten_middle(part, share, (prefix, stop) if stop else (0, 0)))
+        labels.append(" / ".join(shortened))
+    return labels
+
+
+def plot_titles(current: Collector, baseline: Collector | None, shown: int, total_groups: int) -> tuple[str, str]:
+    """The title, and a subtitle that says what the plot leaves out (empty when nothing)."""
+    names = " / ".join(b.value for b in current.by)
+    title = f"Image pull times by {names}" + (": baseline (grey) vs current (blue)" if baseline else "")
+    notes = []
+    if total_groups > shown:
+        notes.append(f"the {shown} of {total_groups} groups with the most timed pulls (ties: longest total time)")
+    collectors = [c for c in (baseline, current) if c is not None]
+    hidden = sum(stats.failures_untimed for c in collectors for stats in c.groups.values())
+    if hidden:
+        pulls = "pull" if hidden == 1 else "pulls"
+        if current.pull_filter.include_failed:
+            notes.append(f"{hidden} failed or unfinished {pulls} without a duration not shown")
+        else:
+            notes.append(f"{hidden} failed or unfinished {pulls} not shown (--include-failed adds those with a duration)")
+    return title, "; ".join(notes)
 
 
 def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> None:
@@ -747,6 +833,8 @@ def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> Non
 
     Horizontal, so that long host and image names stay readable however many groups.
     """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
@@ -759,9 +847,9 @@ def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> Non
     ]
     height = 0.34 if baseline else 0.5
     rows_inch = 0.62 if baseline else 0.42
-    fig, ax = plt.subplots(figsize=(10.0, max(3.0, rows_inch * len(shown) + 1.6)), dpi=110)
+    fig, ax = plt.subplots(figsize=(10.0, max(3.0, rows_inch * len(shown) + 1.9)), dpi=110, layout="constrained")
     labels = []
-    for index, key in enumerate(shown):
+    for index, (key, row_label) in enumerate(zip(shown, plot_labels(shown), strict=True)):
         counts = []
         for _name, collector, colour, offset in sides:
             assert collector is not None
@@ -778,19 +866,20 @@ def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> Non
             points = hist.sample(PLOT_POINTS_PER_GROUP)
             jitter = [position + height * 0.7 * (((i * 0.6180339887) % 1.0) - 0.5) for i in range(len(points))]
             ax.scatter(points, jitter, s=10, color=colour, alpha=0.75, linewidths=0, zorder=3)
-        labels.append(f"{' / '.join(key)}\nn = {' → '.join(counts)}")
+        labels.append(f"{row_label}\nn = {' → '.join(counts)}")
     ax.set_yticks(range(len(shown)), labels, fontsize=8)
     ax.set_ylim(-0.6, len(shown) - 0.4)
     ax.set_xlim(left=0)
     ax.set_xlabel("pull time (seconds)")
-    names = " / ".join(b.value for b in current.by)
-    extra = f" (busiest {len(shown)} of {total_groups} groups)" if total_groups > len(shown) else ""
-    title = f"Image pull times by {names}{extra}"
-    ax.set_title(title + (": baseline (grey) vs current (blue)" if baseline else ""), fontsize=10)
+    title, subtitle = plot_titles(current, baseline, len(shown), total_groups)
+    # Over the whole figure, wrapped: over the axes alone, long labels leave it no room.
+    heading = textwrap.fill(title, PLOT_TITLE_CHARS)
+    if subtitle:
+        heading += "\n" + textwrap.fill(subtitle, int(PLOT_TITLE_CHARS * 1.2))
+    fig.suptitle(heading, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     if baseline:
         ax.legend(handles=[Patch(color=c, alpha=0.6, label=n) for n, _, c, _ in sides], loc="lower right", fontsize=8)
-    fig.tight_layout()
     try:
         fig.savefig(path, format="png")
     except OSError as exc:
@@ -814,7 +903,7 @@ def report(
     rows: Annotated[bool, typer.Option("--rows", help="List every pull instead of the statistics (table and CSV; JSON always has both).")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="One JSON document on stdout (shape in README).")] = False,
     csv_output: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
-    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw box and strip plots per group, baseline beside current.", show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Draw box and strip plots per group, baseline above current.", show_default=False)] = None,
 ) -> None:
     """Pull times per host, registry, image or repository from Kamal deploy logs.
 

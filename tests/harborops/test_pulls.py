@@ -420,3 +420,59 @@ def test_gzip_cut_off_in_the_middle(cli, tmp_path: Path) -> None:  # type: ignor
     code, out, err = cli(str(cut), "--csv")
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and "cut.log.gz: not a readable log or gzip file" in err
+
+
+def crowded_log(groups: int) -> str:
+    """One pull per group, all with the same count; the higher the number, the slower."""
+    lines = ["Acquiring the deploy lock..."]
+    for number in range(groups):
+        host = f"app-server-{number:02d}.production.ams3.internal.example-company.test"
+        lines += [
+            f"  INFO [{number + 1:08x}] Running docker pull harbor.chi.example-company.test/platform/service-with-a-long-name:v1 on {host}",
+            f"  INFO [{number + 1:08x}] Finished in {number + 1}.000 seconds with exit status 0 (successful).",
+        ]
+    lines.append("  INFO [ffffffff] Running docker pull harbor.chi.example-company.test/platform/service-with-a-long-name:v1 on lost-host")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list[dict]:  # type: ignore[type-arg]
+    """What each --plot figure shows, measured in pixels just before it is written."""
+    from matplotlib.figure import Figure
+
+    seen: list[dict] = []  # type: ignore[type-arg]
+    real_savefig = Figure.savefig
+
+    def savefig(figure: Figure, *args, **kwargs):  # type: ignore[no-untyped-def]
+        renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+        (axes,) = figure.axes
+        title = figure._suptitle  # type: ignore[attr-defined]
+        seen.append({
+            "title": title.get_text(),
+            "title_box": title.get_window_extent(renderer),
+            "width": figure.bbox.width,
+            "labels": [tick.get_text() for tick in axes.get_yticklabels()],
+            "axes_left": axes.get_position().x0,
+        })
+        return real_savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return seen
+
+
+def test_plot_of_many_long_groups_says_how_they_were_chosen(cli, tmp_path: Path, saved_figures: list[dict]) -> None:  # type: ignore[no-untyped-def, type-arg]
+    log = tmp_path / "crowded.log"
+    log.write_text(crowded_log(30))
+    code, _, err = cli(str(log), "--by", "host", "--by", "image", "--plot", str(tmp_path / "p.png"))
+    assert (code, err) == (0, "")
+    (figure,) = saved_figures
+    title = " ".join(figure["title"].split())
+    assert title.startswith("Image pull times by host / image")
+    assert "the 25 of 30 groups with the most timed pulls (ties: longest total time)" in title
+    assert "1 failed or unfinished pull not shown (--include-failed adds those with a duration)" in title
+    assert 0 <= figure["title_box"].x0 and figure["title_box"].x1 <= figure["width"]  # nothing cut off
+    # Every group has one pull: the 25 slowest in total are shown, not the first 25 by name.
+    hosts = sorted(label.split(" / ")[0] for label in figure["labels"])
+    assert hosts == [f"app-server-{n:02d}…company.test" for n in range(5, 30)]
+    assert all(len(label.split("\n")[0]) <= 56 for label in figure["labels"])
+    assert figure["axes_left"] < 0.45  # the labels leave the boxes most of the width
