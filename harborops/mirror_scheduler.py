@@ -155,6 +155,11 @@ def _first_error(log: str, limit: int = 200) -> str:
     return ""
 
 
+# Upper bounds for PacingConfig: an hour is Docker Hub's whole window; more is a typo.
+MAX_SECONDS = 3600.0
+MAX_COUNT = 1000
+
+
 @dataclass(frozen=True)
 class PacingConfig:
     """Timing and bounds. Defaults suit a real Docker Hub; tests pass tiny values."""
@@ -167,17 +172,25 @@ class PacingConfig:
     retry_failed: int = 0
 
     def __post_init__(self) -> None:
-        checks = {
-            "--max-in-flight": self.max_in_flight >= 1,
-            "--poll-interval": self.poll_interval > 0,
-            "--backoff": self.backoff > 0,
-            "--max-backoff": self.max_backoff >= self.backoff,
-            "--rate-limit-retries": self.rate_limit_retries >= 0,
-            "--retry-failed": self.retry_failed >= 0,
+        # Finite and bounded: `inf` would only fail later, inside a sleep, after rules started.
+        seconds = {
+            "--poll-interval": self.poll_interval,
+            "--backoff": self.backoff,
+            "--max-backoff": self.max_backoff,
         }
-        for flag, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{flag} is out of range")
+        for flag, value in seconds.items():
+            if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+                raise ValueError(f"{flag} must be a number of seconds above 0 and at most {MAX_SECONDS:g}")
+        if self.max_backoff < self.backoff:
+            raise ValueError(f"--max-backoff ({self.max_backoff:g}) must be at least --backoff ({self.backoff:g})")
+        counts = {
+            "--max-in-flight": (self.max_in_flight, 1),
+            "--rate-limit-retries": (self.rate_limit_retries, 0),
+            "--retry-failed": (self.retry_failed, 0),
+        }
+        for flag, (value, least) in counts.items():
+            if not least <= value <= MAX_COUNT:
+                raise ValueError(f"{flag} must be between {least} and {MAX_COUNT}")
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -315,3 +317,5 @@ def test_classify(status: str, text: str, log: str, expected: Outcome) -> None:
 def test_config_names_the_flag_at_fault() -> None:
     with pytest.raises(ValueError, match="--max-backoff"):
         PacingConfig(backoff=60, max_backoff=10)
+    with pytest.raises(ValueError, match="--poll-interval"):
+        PacingConfig(poll_interval=math.inf)
