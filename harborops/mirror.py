@@ -31,15 +31,20 @@ from harborops.mirror_plan import (
     DEFAULT_PREFIX,
     PlannedRule,
     PolicyInfo,
+    StateDocument,
+    check_prefix,
     default_state_file,
-    load_site_state,
+    forget_rules,
+    load_state,
     parse_range,
     plan,
-    save_results,
+    record_results,
     select_policies,
+    site_state,
     source_repository,
     split_only,
     unchanged_since_last_success,
+    write_state,
 )
 from harborops.mirror_scheduler import (
     Clock,
@@ -140,18 +145,23 @@ def trigger(
         Path | None,
         typer.Option(
             "--state-file",
-            help="Where results are kept so a re-run skips rules that succeeded. "
+            help="Where results are kept so that re-running an unfinished run (exit 1 or 130) skips "
+            "the rules that succeeded; a run that exits 0 forgets them. "
             "[default: $XDG_STATE_HOME/harborops/mirror-trigger.json]",
             show_default=False,
         ),
     ] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore earlier successes in the state file.")] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Start over: forget earlier successes (replaces a broken state file)."),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     timeout: TimeoutOption = 10.0,
 ) -> None:
     """Start the selected mirror rules, at most --max-in-flight at once, pausing on Docker Hub 429s.
 
-    Exit code 1 when any rule ended Failed, 130 after Ctrl-C (state saved first).
+    Exit code 1 when any rule ended Failed or Stopped (someone stopped it in Harbor), 130 after
+    Ctrl-C (state saved first). After exit 1 or 130 a re-run resumes; after exit 0 it starts over.
 
     Example: harborops mirror trigger --range a-d --max-in-flight 3 --json
     """
@@ -159,13 +169,15 @@ def trigger(
         config = PacingConfig(max_in_flight, poll_interval, backoff, max_backoff, rate_limit_retries, retry_failed)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if only and letter_range:
+    # `is not None`: an empty value (`--only "$RULES"` with RULES unset) is misuse, not "everything"
+    if only is not None and letter_range is not None:
         raise UsageError("--only and --range select in different ways; give one of them")
-    letters = parse_range(letter_range) if letter_range else None
-    names = split_only(only or [])
+    check_prefix(prefix)
+    letters = parse_range(letter_range) if letter_range is not None else None
+    names = split_only(only) if only is not None else None
     hub_settings = _dockerhub_settings() if only_changed else None
     connection = resolve_connection(url, username)
-    state_path = state_file or default_state_file()
+    state = _State(state_file or default_state_file(), connection.url, fresh=fresh)
 
     with connection.client(timeout=timeout) as client:
         client.current_user()  # fail early, with one line, on a wrong password
@@ -175,19 +187,27 @@ def trigger(
             raise UsageError(
                 f"no replication rule matches --prefix {prefix!r}" + (f" --range {letter_range}" if letters else "")
             )
-        earlier = load_site_state(state_path, connection.url)
+        earlier = site_state(state.document, connection.url)
+        resumed = earlier.succeeded & {p.name for p in selected}
+        if resumed:
+            err.print(
+                f"resuming an unfinished run: {len(resumed)} rule(s) that succeeded in it "
+                f"(last at {earlier.recorded_at:%Y-%m-%d %H:%M %Z}) are skipped; --fresh starts over ({state.path})"
+            )
         unchanged = _unchanged(client, hub_settings, selected) if hub_settings else {}
-        planned = plan(selected, already_succeeded=set() if fresh else set(earlier.succeeded), unchanged=unchanged)
+        planned = plan(selected, already_succeeded=set(resumed), unchanged=unchanged)
         if dry_run:
             _print_plan(planned, json_output)
             return
-        pacer, interrupted = _run(
-            client, planned, config, _State(state_path, connection.url), earlier.last_rate_limited_at
-        )
+        state.check_writable()  # before anything starts: a run that cannot resume must not begin
+        pacer, interrupted = _run(client, planned, config, state, earlier.last_rate_limited_at)
 
     results = _results(planned, pacer)
+    unfinished = interrupted or any(r.status in (RuleStatus.FAILED, RuleStatus.STOPPED) for r in results)
+    if not unfinished:
+        state.forget([p.rule.name for p in planned])  # finished: the next run starts over
     _print_summary(results, pacer, interrupted, json_output)
-    if any(r.status is RuleStatus.FAILED for r in results):
+    if any(r.status in (RuleStatus.FAILED, RuleStatus.STOPPED) for r in results):
         raise typer.Exit(1)
     if interrupted:
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -198,7 +218,7 @@ def trigger(
 
 def _dockerhub_settings() -> DockerHubSettings:
     settings = DockerHubSettings()
-    if not settings.username or settings.token is None:
+    if not settings.username or settings.token is None or not settings.token.get_secret_value():
         raise UsageError("--only-changed needs Docker Hub credentials: set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN")
     return settings
 
@@ -232,13 +252,26 @@ def _unchanged(client: HarborClient, settings: DockerHubSettings, selected: list
 # --- running --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _State:
-    path: Path
-    harbor_url: str
+    """The state file of this run: validated when loaded, rewritten atomically after every finished rule."""
+
+    def __init__(self, path: Path, harbor_url: str, *, fresh: bool) -> None:
+        self.path = path
+        self.harbor_url = harbor_url
+        self.document: StateDocument = load_state(path, fresh=fresh)
+        if fresh:
+            forget_rules(self.document, harbor_url)
+
+    def check_writable(self) -> None:
+        write_state(self.path, self.document, usage=True)
 
     def save(self, results: Iterable[RuleResult], pacer: Pacer) -> None:
-        save_results(self.path, self.harbor_url, results, datetime.now(UTC), pacer.stats.last_rate_limited_at)
+        record_results(self.document, self.harbor_url, results, datetime.now(UTC), pacer.stats.last_rate_limited_at)
+        write_state(self.path, self.document)
+
+    def forget(self, names: Iterable[str]) -> None:
+        forget_rules(self.document, self.harbor_url, names)
+        write_state(self.path, self.document)
 
 
 def _run(

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError
 
 from harborops.errors import HarborOpsError, UsageError
 from harborops.mirror_scheduler import Rule, RuleResult, RuleStatus
@@ -48,7 +50,7 @@ def parse_range(text: str) -> tuple[str, str]:
     """`a-d` → ("a", "d"); the letters bound the first character after the prefix."""
     match = _RANGE.match(text.strip())
     if not match:
-        raise UsageError(f"--range {text!r}: expected two letters like a-d")
+        raise UsageError(f"--range {text!r}: expected two letters or digits like a-d or 0-9")
     start, end = match.group(1).lower(), match.group(2).lower()
     if start > end:
         raise UsageError(f"--range {text!r}: {start} comes after {end}")
@@ -56,8 +58,21 @@ def parse_range(text: str) -> tuple[str, str]:
 
 
 def split_only(values: Iterable[str]) -> list[str]:
-    """--only accepts repeated flags and comma-separated lists."""
-    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+    """--only accepts repeated flags and comma-separated lists; naming no rule at all is misuse.
+
+    An empty `--only "$RULES"` must not fall back to selecting every rule.
+    """
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise UsageError("--only: no rule name given (an empty --only would select every rule)")
+    return names
+
+
+def check_prefix(prefix: str) -> str:
+    """An empty --prefix would select every replication rule, the sites' own ones included."""
+    if not prefix.strip():
+        raise UsageError("--prefix must not be empty: it is what tells mirror rules from the sites' other rules")
+    return prefix
 
 
 def select_policies(
@@ -67,8 +82,12 @@ def select_policies(
     letter_range: tuple[str, str] | None = None,
     only: list[str] | None = None,
 ) -> list[PolicyInfo]:
-    """Policies chosen by --only (full names or names without the prefix) or by prefix and range."""
-    by_name = {policy.name: policy for policy in policies}
+    """Policies chosen by --only (full names or names without the prefix) or by prefix and range.
+
+    Only names that carry the prefix are mirror rules: --only never reaches the sites'
+    own replication rules.
+    """
+    by_name = {policy.name: policy for policy in policies if policy.name.startswith(prefix)}
     if only:
         chosen, unknown = {}, []
         for name in only:
@@ -78,12 +97,13 @@ def select_policies(
             else:
                 chosen[policy.name] = policy
         if unknown:
-            raise UsageError(f"--only: no replication rule named {', '.join(sorted(unknown))}")
+            raise UsageError(
+                f"--only: no mirror rule named {', '.join(sorted(unknown))} "
+                f"(mirror rules are the replication rules whose name starts with {prefix!r})"
+            )
         return sorted(chosen.values(), key=lambda p: p.name)
     selected = []
     for policy in by_name.values():
-        if not policy.name.startswith(prefix):
-            continue
         first = policy.name[len(prefix) : len(prefix) + 1].lower()
         if letter_range and not (first and letter_range[0] <= first <= letter_range[1]):
             continue
@@ -155,68 +175,138 @@ def default_state_file() -> Path:
     return Path(base) / "harborops" / "mirror-trigger.json"
 
 
+# Timestamps carry their offset: a naive one is refused, not guessed as UTC or local time.
+_Timestamp = Annotated[AwareDatetime, PlainSerializer(lambda d: d.isoformat(timespec="seconds"), return_type=str)]
+
+
+class _RuleRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["Succeed", "Failed", "Stopped"]
+    execution_id: int | None = None
+    rate_limited: bool = False
+    recorded_at: _Timestamp
+
+
+class _SiteRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rules: dict[str, _RuleRecord] = Field(default_factory=dict)
+    last_rate_limited_at: _Timestamp | None = None
+
+
+class StateDocument(BaseModel):
+    """The whole state file, validated at once: a hand-edited or foreign file is one error line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    sites: dict[str, _SiteRecord] = Field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class SiteState:
-    """What earlier runs against one Harbor left behind."""
+    """What an unfinished earlier run against one Harbor left behind."""
 
     succeeded: frozenset[str]
     last_rate_limited_at: datetime | None
+    recorded_at: datetime | None = None  # when the newest remembered success was recorded
 
 
-def load_site_state(path: Path, harbor_url: str) -> SiteState:
-    """Rules that succeeded for this Harbor in earlier runs, and the last 429. A missing file is empty."""
-    document = _read_state(path)
-    site = document.get("sites", {}).get(harbor_url, {})
-    succeeded = frozenset(name for name, record in site.get("rules", {}).items() if record.get("status") == "Succeed")
+def load_state(path: Path, *, fresh: bool = False) -> StateDocument:
+    """The state file, validated. A missing file is empty; with `fresh`, so is a broken one (it gets replaced)."""
     try:
-        last = datetime.fromisoformat(site["last_rate_limited_at"]) if site.get("last_rate_limited_at") else None
-    except (TypeError, ValueError):
-        raise UsageError(f"--state-file {path}: last_rate_limited_at is not a timestamp") from None
-    return SiteState(succeeded, last)
+        return _read_state(path)
+    except UsageError:
+        if fresh:
+            return StateDocument(version=STATE_VERSION)
+        raise
 
 
-def save_results(
-    path: Path,
+def site_state(document: StateDocument, harbor_url: str) -> SiteState:
+    """Rules that succeeded for this Harbor in an unfinished earlier run, and the last 429."""
+    site = document.sites.get(harbor_url) or _SiteRecord()
+    succeeded = {name: record for name, record in site.rules.items() if record.status == "Succeed"}
+    newest = max((record.recorded_at for record in succeeded.values()), default=None)
+    return SiteState(frozenset(succeeded), site.last_rate_limited_at, newest)
+
+
+def forget_rules(document: StateDocument, harbor_url: str, names: Iterable[str] | None = None) -> None:
+    """Drop the remembered results of `names` (all of this Harbor's when None); the last 429 stays."""
+    site = document.sites.get(harbor_url)
+    if site is None:
+        return
+    if names is None:
+        site.rules.clear()
+    else:
+        for name in names:
+            site.rules.pop(name, None)
+
+
+def record_results(
+    document: StateDocument,
     harbor_url: str,
     results: Iterable[RuleResult],
     now: datetime,
     last_rate_limited_at: datetime | None = None,
 ) -> None:
-    """Record final results for this Harbor, atomically (a Ctrl-C mid-write keeps the old file)."""
-    document = _read_state(path)
-    site = document.setdefault("sites", {}).setdefault(harbor_url, {"rules": {}})
+    """Put final results for this Harbor into the document; unfinished rules keep what was there."""
+    site = document.sites.setdefault(harbor_url, _SiteRecord())
     if last_rate_limited_at is not None:
-        site["last_rate_limited_at"] = last_rate_limited_at.isoformat(timespec="seconds")
+        site.last_rate_limited_at = last_rate_limited_at.replace(microsecond=0)
     for result in results:
         if result.status not in (RuleStatus.SUCCEED, RuleStatus.FAILED, RuleStatus.STOPPED):
             continue  # skipped or unfinished rules keep whatever an earlier run recorded
-        site["rules"][result.rule.name] = {
-            "status": result.status.value,
-            "execution_id": result.execution_id,
-            "rate_limited": result.rate_limited,
-            "recorded_at": now.isoformat(timespec="seconds"),
-        }
-    document["version"] = STATE_VERSION
+        site.rules[result.rule.name] = _RuleRecord(
+            status=result.status.value,
+            execution_id=result.execution_id,
+            rate_limited=result.rate_limited,
+            recorded_at=now.replace(microsecond=0),
+        )
+
+
+def write_state(path: Path, document: StateDocument, *, usage: bool = False) -> None:
+    """Replace the file atomically (a Ctrl-C mid-write keeps the old file).
+
+    `usage`: the up-front check before anything starts, where an unwritable path is misuse (exit 2).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as tmp:
-            json.dump(document, tmp, indent=2, sort_keys=True)
+            try:
+                tmp.write(document.model_dump_json(indent=2) + "\n")
+            except BaseException:
+                os.unlink(tmp.name)
+                raise
         os.replace(tmp.name, path)
     except OSError as exc:
-        raise HarborOpsError(f"--state-file {path}: cannot write it ({exc.strerror})") from None
+        error = UsageError if usage else HarborOpsError
+        raise error(f"--state-file {path}: cannot write it ({exc.strerror or exc})") from None
 
 
-def _read_state(path: Path) -> dict[str, Any]:
+def _read_state(path: Path) -> StateDocument:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
-        return {"version": STATE_VERSION, "sites": {}}
+        return StateDocument(version=STATE_VERSION)
     except OSError as exc:
-        raise HarborOpsError(f"--state-file {path}: cannot read it ({exc.strerror})") from None
+        raise UsageError(f"--state-file {path}: cannot read it ({exc.strerror or exc})") from None
     try:
-        document = json.loads(text)
+        document = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _not_a_state_file(path, "not UTF-8 text") from None
     except ValueError:
-        raise UsageError(f"--state-file {path}: not a harborops state file (invalid JSON)") from None
+        raise _not_a_state_file(path, "invalid JSON") from None
     if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
-        raise UsageError(f"--state-file {path}: not a harborops state file (version {STATE_VERSION} expected)")
-    return document
+        raise _not_a_state_file(path, f"version {STATE_VERSION} expected")
+    try:
+        return StateDocument.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise _not_a_state_file(path, f"{where}: {first['msg']}{more}") from None
+
+
+def _not_a_state_file(path: Path, what: str) -> UsageError:
+    return UsageError(f"--state-file {path} is not a harborops state file: {what} (delete it or pass --fresh)")

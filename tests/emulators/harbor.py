@@ -409,6 +409,12 @@ class HarborEmulator:
             self._catch_up()
             return self._start(policy_id, trigger).id
 
+    def stop_execution(self, execution_id: int) -> None:
+        """Stop it as if someone pressed STOP in the UI."""
+        with self._lock:
+            self._catch_up()
+            self._stop(execution_id)
+
     def execution(self, execution_id: int) -> dict[str, Any]:
         with self._lock:
             self._catch_up()

@@ -161,6 +161,91 @@ def test_other_failures_are_not_retried_unless_asked_and_odd_results_are_named(
     assert by_name(out)["mirror-dockerhub-broken"]["attempts"] == 3
 
 
+def test_a_rule_stopped_in_harbor_exits_1_and_is_resumed(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.add_policy("mirror-dockerhub-alpine", task_seconds=2)
+    busybox = env.add_policy("mirror-dockerhub-busybox", task_seconds=600)
+    clock = EmulatorClock(env.clock)
+    real_sleep = clock.sleep
+
+    def sleep_then_stop_busybox(seconds: float) -> None:
+        real_sleep(seconds)
+        for e in env.executions():
+            if e["policy_id"] == busybox.id and e["status"] == "InProgress" and env.clock.now() >= 10:
+                env.stop_execution(e["id"])  # someone pressed STOP in the UI
+
+    monkeypatch.setattr(clock, "sleep", sleep_then_stop_busybox)
+    monkeypatch.setattr(mirror, "make_clock", lambda: clock)
+    state = tmp_path / "s.json"
+
+    code, out, err = run(capsys, *FAST, "--json", "--state-file", str(state))
+
+    rows = by_name(out)
+    assert code == 1, err
+    assert rows["mirror-dockerhub-busybox"]["status"] == "Stopped"
+    assert rows["mirror-dockerhub-alpine"]["status"] == "Succeed"
+    recorded = json.loads(state.read_text())["sites"][env.url]["rules"]
+    assert {name: r["status"] for name, r in recorded.items()} == {
+        "mirror-dockerhub-alpine": "Succeed",
+        "mirror-dockerhub-busybox": "Stopped",
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [
+        (b"not json", "invalid JSON"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not UTF-8 text"),
+        (b'{"version": 2}', "version 1 expected"),
+        (b'{"version": 1, "sites": []}', "sites: Input should be a valid dictionary"),
+        (b'{"version": 1, "sites": {"URL": []}}', "sites.URL: Input should be a valid dictionary"),
+        (b'{"version": 1, "sites": {"URL": {"rules": []}}}', "sites.URL.rules: Input should be a valid dictionary"),
+        (b'{"version": 1, "sites": {"URL": {"rules": {"x": "Succeed"}}}}', "sites.URL.rules.x: Input should be"),
+        (
+            b'{"version": 1, "sites": {"URL": {"last_rate_limited_at": "2026-12-03T18:00:00"}}}',
+            "sites.URL.last_rate_limited_at: Input should have timezone info",
+        ),
+        (b'{"version": 1, "sites": {"URL": {"rulez": {}}}}', "sites.URL.rulez: Extra inputs are not permitted"),
+    ],
+)
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_wrong_state_file_is_one_line_exit_2_and_fresh_replaces_it(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, what: str, dry_run: bool
+) -> None:
+    env.add_policy("mirror-dockerhub-alpine")
+    state = tmp_path / "s.json"
+    state.write_bytes(content.replace(b"URL", env.url.encode()))
+    extra = ["--dry-run"] if dry_run else []
+
+    code, out, err = run(capsys, *FAST, *extra, "--state-file", str(state))
+
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1
+    assert f"--state-file {state} is not a harborops state file: " in err
+    assert what.replace("URL", env.url) in err and "(delete it or pass --fresh)" in err
+    assert env.api_requests("POST") == []
+
+    code, out, err = run(capsys, *FAST, *extra, "--fresh", "--state-file", str(state))
+    assert code == 0, err
+    if not dry_run:
+        site = {"rules": {}, "last_rate_limited_at": None}
+        assert json.loads(state.read_text()) == {"version": 1, "sites": {env.url: site}}
+
+
+def test_an_unwritable_state_file_stops_before_anything_starts(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for name in ("alpine", "busybox", "caddy"):
+        env.add_policy(f"mirror-dockerhub-{name}")
+    (tmp_path / "a-file").write_text("")  # works as root too, unlike a read-only directory
+    for path in ("/proc/mt-state.json", str(tmp_path / "a-file" / "s.json")):
+        code, out, err = run(capsys, *FAST, "--range", "a-c", "--state-file", path)
+        assert code == 2 and out == ""
+        assert err.count("\n") == 1 and f"--state-file {path}: cannot " in err
+    assert env.api_requests("POST") == []
+
+
 def test_dry_run_prints_the_plan_and_sends_nothing(
     env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -183,31 +268,53 @@ def test_dry_run_prints_the_plan_and_sends_nothing(
     assert not (tmp_path / "s.json").exists()
 
 
-def test_a_rerun_resumes_skipping_rules_that_already_succeeded(
+def test_a_rerun_resumes_an_unfinished_run_and_a_finished_run_is_forgotten(
     env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     env.add_policy("mirror-dockerhub-alpine")
     broken = env.add_policy("mirror-dockerhub-broken", fail_text="{ts} [ERROR] boom\n")
     env.add_policy("mirror-dockerhub-caddy")
     state = tmp_path / "state.json"
-    assert run(capsys, *FAST, "--state-file", str(state))[0] == 1
+    assert run(capsys, *FAST, "--state-file", str(state))[0] == 1  # unfinished: broken failed
 
     broken.fail_text = None  # fixed upstream
     code, out, err = run(capsys, *FAST, "--json", "--state-file", str(state))
 
     rows = by_name(out)
     assert code == 0, err
+    assert "resuming an unfinished run: 2 rule(s)" in err and "--fresh starts over" in err
     assert (
         rows["mirror-dockerhub-alpine"]["status"] == "Skipped"
         and "earlier run" in rows["mirror-dockerhub-alpine"]["message"]
     )
     assert rows["mirror-dockerhub-broken"]["status"] == "Succeed"
     assert len(env.api_requests("POST", "/replication/executions")) == 4  # 3, then only the broken one
-    recorded = json.loads(state.read_text())["sites"][env.url]["rules"]
-    assert {name: r["status"] for name, r in recorded.items()} == dict.fromkeys(rows, "Succeed")
+    assert json.loads(state.read_text())["sites"][env.url]["rules"] == {}  # finished: nothing to resume
+
+    # tomorrow's ordinary run mirrors everything again
+    code, out, err = run(capsys, *FAST, "--json", "--state-file", str(state))
+    assert code == 0, err
+    assert "resuming" not in err
+    assert {r["status"] for r in by_name(out).values()} == {"Succeed"}
+    assert len(env.api_requests("POST", "/replication/executions")) == 7
+
+
+def test_fresh_starts_over_and_replaces_a_broken_state_file(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env.add_policy("mirror-dockerhub-alpine")
+    env.add_policy("mirror-dockerhub-broken", fail_text="{ts} [ERROR] boom\n")
+    state = tmp_path / "state.json"
+    assert run(capsys, *FAST, "--state-file", str(state))[0] == 1
 
     code, out, _ = run(capsys, *FAST, "--json", "--fresh", "--only", "alpine", "--state-file", str(state))
     assert code == 0 and by_name(out)["mirror-dockerhub-alpine"]["attempts"] == 1
+
+    state.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    code, out, err = run(capsys, *FAST, "--json", "--fresh", "--only", "alpine", "--state-file", str(state))
+    assert code == 0, err
+    assert by_name(out)["mirror-dockerhub-alpine"]["status"] == "Succeed"
+    assert json.loads(state.read_text())["version"] == 1
 
 
 def test_only_changed_skips_repositories_untouched_since_the_last_success(
@@ -247,10 +354,23 @@ def test_only_changed_skips_repositories_untouched_since_the_last_success(
     [
         (["--range", "z-a"], "--range 'z-a': z comes after a"),
         (["--range", "abc"], "--range 'abc': expected two letters"),
-        (["--only", "alpine,nope"], "--only: no replication rule named nope"),
+        (["--range", "1-"], "--range '1-': expected two letters or digits like a-d"),
+        (["--range", ""], "--range '': expected two letters or digits"),
+        (["--only", ""], "--only: no rule name given"),
+        (["--only", ","], "--only: no rule name given"),
+        (["--only", " , "], "--only: no rule name given"),
+        (["--only", "alpine,nope"], "--only: no mirror rule named nope"),
+        (["--only", "Replicate images on push to iad"], "--only: no mirror rule named Replicate images on push"),
+        (["--prefix", ""], "--prefix must not be empty"),
         (["--only", "alpine", "--range", "a-b"], "--only and --range"),
-        (["--backoff", "60", "--max-backoff", "5"], "--max-backoff is out of range"),
-        (["--max-in-flight", "0"], "--max-in-flight is out of range"),
+        (["--only", "", "--range", "a-b"], "--only and --range"),
+        (["--backoff", "60", "--max-backoff", "5"], "--max-backoff (5) must be at least --backoff (60)"),
+        (["--max-backoff", "30"], "--max-backoff (30) must be at least --backoff (60)"),
+        (["--poll-interval", "inf"], "--poll-interval must be a number of seconds above 0 and at most 3600"),
+        (["--poll-interval", "nan"], "--poll-interval must be a number of seconds"),
+        (["--backoff", "inf", "--max-backoff", "inf"], "--backoff must be a number of seconds"),
+        (["--max-backoff", "1e9"], "--max-backoff must be a number of seconds"),
+        (["--max-in-flight", "0"], "--max-in-flight must be between 1 and 1000"),
         (["--only-changed"], "DOCKERHUB_USERNAME and DOCKERHUB_TOKEN"),
         (["--prefix", "nothing-"], "no replication rule matches --prefix 'nothing-'"),
     ],
@@ -265,6 +385,7 @@ def test_misuse_is_one_line_and_exit_2(
     monkeypatch.delenv("DOCKERHUB_USERNAME", raising=False)
     monkeypatch.delenv("DOCKERHUB_TOKEN", raising=False)
     env.add_policy("mirror-dockerhub-alpine")
+    env.add_policy("Replicate images on push to iad")  # a site's own rule: never a mirror rule
 
     code, out, err = run(capsys, *argv)
 
