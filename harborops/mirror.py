@@ -400,8 +400,10 @@ def _print_plan(planned: list[PlannedRule], json_output: bool) -> None:
         typer.echo(json.dumps({"dry_run": True, "rules": rows}, indent=2))
         return
     table = Table(title="mirror trigger --dry-run: nothing was started")
-    for column in ("Rule", "Policy ID", "Action", "Reason"):
-        table.add_column(column)
+    table.add_column("Rule", overflow="fold")  # the row's identity: folds, never ellipsizes
+    table.add_column("Policy ID", no_wrap=True, justify="right")
+    table.add_column("Action", no_wrap=True)
+    table.add_column("Reason", overflow="fold")
     for p in planned:
         table.add_row(p.rule.name, str(p.rule.policy_id), p.action, p.reason)
     Console(highlight=False).print(table)
@@ -433,28 +435,54 @@ def summary_document(results: list[RuleResult], pacer: Pacer, interrupted: bool)
     }
 
 
+SUMMARY_COLUMNS = ("Rule", "Status", "Tries", "Execution", "Note")
+SUMMARY_STYLES = {"Succeed": "green", "Failed": "red", "Stopped": "yellow", "Skipped": "dim"}
+NOTE_MIN_WIDTH = 16
+NOTE_MAX_CHARS = 70  # the table's note; --json has the whole message
+
+
+def _short_note(row: dict[str, Any]) -> str:
+    """One short note per row: the warning first, else the message; rate-limiting said when it is not."""
+    note = row["warning"] or row["message"]
+    if row["rate_limited"] and "rate-limited" not in note:
+        note = f"rate-limited, re-queued; {note}" if note else "rate-limited, re-queued"
+    return note if len(note) <= NOTE_MAX_CHARS else note[: NOTE_MAX_CHARS - 1].rstrip() + "…"
+
+
 def _print_summary(results: list[RuleResult], pacer: Pacer, interrupted: bool, json_output: bool) -> None:
     document = summary_document(results, pacer, interrupted)
     if json_output:
         typer.echo(json.dumps(document, indent=2))
         return
-    table = Table(title="mirror trigger" + (" (stopped by Ctrl-C)" if interrupted else ""))
-    for column in ("Rule", "Status", "Attempts", "Rate-limited", "Execution", "Note"):
-        table.add_column(column)
-    styles = {"Succeed": "green", "Failed": "red", "Stopped": "yellow", "Skipped": "dim"}
-    for row in document["rules"]:
-        note = row["warning"] or row["message"]
-        style = "yellow" if row["warning"] else styles.get(row["status"], "")
-        table.add_row(
+    console = Console(highlight=False)
+    rows = [
+        (
             row["name"],
             row["status"],
             str(row["attempts"]),
-            "yes" if row["rate_limited"] else "",
             str(row["execution_id"] or ""),
-            note,
-            style=style,
+            _short_note(row),
+            "yellow" if row["warning"] else SUMMARY_STYLES.get(row["status"], ""),
         )
-    console = Console(highlight=False)
+        for row in document["rules"]
+    ]
+    table = Table(title="mirror trigger" + (" (stopped by Ctrl-C)" if interrupted else ""))
+    # The rule name is the row's identity: it folds, never ellipsizes; the short columns never wrap.
+    fixed = sum(max(len(SUMMARY_COLUMNS[i]), *(len(r[i]) for r in rows)) for i in (1, 2, 3))
+    room = console.width - fixed - (3 * len(SUMMARY_COLUMNS) + 1)  # borders and padding
+    longest = max((len(r[0]) for r in rows), default=8)
+    rule_width = note_width = None  # natural widths when everything fits on one line
+    if longest + max(len(SUMMARY_COLUMNS[4]), *(len(r[4]) for r in rows)) > room:
+        # Fixed widths: rich's own collapsing gives no column a floor and would crop the table.
+        rule_width = max(8, min(longest, max(room - NOTE_MIN_WIDTH, room // 2)))
+        note_width = max(4, room - rule_width)
+    table.add_column("Rule", overflow="fold", width=rule_width)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Tries", no_wrap=True, justify="right")
+    table.add_column("Execution", no_wrap=True, justify="right")
+    table.add_column("Note", overflow="fold", width=note_width)
+    for *cells, style in rows:
+        table.add_row(*cells, style=style)
     console.print(table)
     totals = ", ".join(f"{status} {count}" for status, count in document["totals"].items())
     last = document["last_rate_limited_at"]

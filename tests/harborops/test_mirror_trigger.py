@@ -246,6 +246,39 @@ def test_an_unwritable_state_file_stops_before_anything_starts(
     assert env.api_requests("POST") == []
 
 
+def test_the_summary_reads_at_80_columns(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    names = {
+        "mirror-dockerhub-a-rather-long-repository-name-for-a-mirror": "Succeed",
+        "mirror-dockerhub-broken": "Failed",
+        "mirror-dockerhub-off": "Skipped",
+    }
+    env.add_policy("mirror-dockerhub-a-rather-long-repository-name-for-a-mirror")
+    env.add_policy("mirror-dockerhub-broken", fail_text="{ts} [ERROR] " + "manifest unknown to the registry " * 6 + "\n")
+    env.add_policy("mirror-dockerhub-off", enabled=False)
+
+    code, out, err = run(capsys, *FAST, "--state-file", str(tmp_path / "s.json"))
+
+    assert code == 1, err
+    lines = out.splitlines()
+    table = [line for line in lines if line and line[0] in "┏┃┡│└"]
+    assert table and all(len(line) <= 80 and line[-1] in "┓┃┩│┘" for line in table)  # nothing cropped
+    # a row: the rule name, folded over its lines with nothing cut off, and its status on the first one
+    rows: list[list[str]] = []
+    for line in lines:
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if not cells:
+            continue
+        if cells[0].startswith("mirror-dockerhub-"):
+            rows.append(cells)
+        elif rows and cells[0]:
+            rows[-1][0] += cells[0]
+    assert {cells[0]: cells[1] for cells in rows} == names
+    assert len([line for line in lines if "│" in line]) <= 12  # notes are short: a few lines, not a wall
+
+
 def test_dry_run_prints_the_plan_and_sends_nothing(
     env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
