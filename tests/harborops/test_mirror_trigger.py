@@ -256,7 +256,8 @@ def test_the_summary_reads_at_80_columns(
         "mirror-dockerhub-off": "Skipped",
     }
     env.add_policy("mirror-dockerhub-a-rather-long-repository-name-for-a-mirror")
-    env.add_policy("mirror-dockerhub-broken", fail_text="{ts} [ERROR] " + "manifest unknown to the registry " * 6 + "\n")
+    long_error = "manifest unknown to the registry " * 6
+    env.add_policy("mirror-dockerhub-broken", fail_text="{ts} [ERROR] " + long_error + "\n")
     env.add_policy("mirror-dockerhub-off", enabled=False)
 
     code, out, err = run(capsys, *FAST, "--state-file", str(tmp_path / "s.json"))
@@ -425,6 +426,19 @@ def test_misuse_is_one_line_and_exit_2(
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err
     assert env.api_requests("POST") == []
+
+
+def test_an_empty_dockerhub_token_counts_as_unset(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKERHUB_USERNAME", "ci-bot")
+    monkeypatch.setenv("DOCKERHUB_TOKEN", "")
+    env.add_policy("mirror-dockerhub-alpine")
+
+    code, out, err = run(capsys, *FAST, "--only-changed", "--dry-run")
+
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN" in err
 
 
 def test_wrong_password_is_one_line_exit_1_and_never_printed(
