@@ -62,11 +62,27 @@ err = Console(stderr=True, highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: expected failures become one line on stderr and an exit code."""
+    """Entry point: expected failures, click's usage errors included, become one line on stderr and an exit code."""
     try:
-        app(args=argv, prog_name="harborops")
+        # standalone_mode=False: click raises its usage errors instead of printing typer's boxed,
+        # multi-line panel, and returns the code of a typer.Exit instead of calling sys.exit
+        code = app(args=argv, prog_name="harborops", standalone_mode=False)
     except HarborOpsError as exc:
-        # redact(): a server may echo a password in its error text; escape(): messages may
-        # quote brackets (e.g. pulumi's "[secret]"), which rich would eat as markup
-        err.print(f"[red]error:[/red] {escape(redact(str(exc)))}", markup=True, soft_wrap=True)
+        _error_line(str(exc))
         sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # the base of (typer's own copy of) click's exceptions
+        if type(exc).__name__ != "NoArgsIsHelpError":  # its help text is already printed
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if exc.exit_code == 2 and ctx is not None else ""
+            _error_line(" ".join(exc.format_message().split()) + hint)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)  # as standalone mode did: always SystemExit
+
+
+def _error_line(message: str) -> None:
+    # redact(): a server may echo a password in its error text; escape(): messages may
+    # quote brackets (e.g. pulumi's "[secret]"), which rich would eat as markup
+    err.print(f"[red]error:[/red] {escape(redact(message))}", markup=True, soft_wrap=True)

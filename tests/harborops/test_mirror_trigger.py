@@ -210,7 +210,7 @@ def test_a_rule_stopped_in_harbor_exits_1_and_is_resumed(
     ],
 )
 @pytest.mark.parametrize("dry_run", [True, False])
-def test_a_wrong_state_file_is_one_line_exit_2_and_fresh_replaces_it(
+def test_a_foreign_state_file_is_one_line_exit_2_and_fresh_replaces_it(
     env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, what: str, dry_run: bool
 ) -> None:
     env.add_policy("mirror-dockerhub-alpine")
@@ -439,6 +439,24 @@ def test_an_empty_dockerhub_token_counts_as_unset(
 
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-in-flight", "abc"], "error: Invalid value for '--max-in-flight'"),
+        (["--bogus"], "error: No such option: --bogus (see 'harborops mirror trigger --help')"),
+        (["--only"], "error: Option '--only' requires an argument."),
+    ],
+)
+def test_click_usage_errors_are_one_line_exit_2(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith(message)
+    assert "╭" not in err and "Usage:" not in err
 
 
 def test_wrong_password_is_one_line_exit_1_and_never_printed(
