@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)  # as standalone mode did: always SystemExit
+    sys.exit(code if type(code) is int else 0)  # as standalone mode did: always SystemExit
 
 
 def _error_line(message: str) -> None:

@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harborops.clients.dockerhub import DockerHubSettings, client_from_settings
+from harborops.clients.dockerhub import DockerHubSettings, DockerHubUnavailableError, client_from_settings
 from harborops.clients.harbor import HarborClient, HarborError, HarborNotFound, HarborPreconditionFailed
 from harborops.errors import HarborOpsError, UsageError
 from harborops.mirror_plan import (
@@ -230,14 +231,24 @@ def _policies(client: HarborClient) -> list[PolicyInfo]:
     ]
 
 
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL: never a user or password written into it."""
+    parts = httpx.URL(url)
+    return f"{parts.scheme}://{parts.host}" + (f":{parts.port}" if parts.port else "")
+
+
 def _unchanged(client: HarborClient, settings: DockerHubSettings, selected: list[PolicyInfo]) -> dict[str, str]:
     """Ask Docker Hub when each repository last changed and Harbor when each rule last succeeded."""
     namespaces = sorted({p.source_repository.split("/", 1)[0] for p in selected if p.source_repository})
     last_updated: dict[str, datetime | None] = {}
-    with client_from_settings(settings) as hub:
-        for namespace in namespaces:
-            for repo in hub.list_repositories(namespace):
-                last_updated[f"{namespace}/{repo.name}"] = repo.last_updated
+    try:
+        with client_from_settings(settings) as hub:
+            for namespace in namespaces:
+                for repo in hub.list_repositories(namespace):
+                    last_updated[f"{namespace}/{repo.name}"] = repo.last_updated
+    except DockerHubUnavailableError as exc:
+        # the client names only the path; which Docker Hub (DOCKERHUB_BASE_URL) matters here
+        raise HarborOpsError(f"--only-changed: {exc} ({_origin(settings.base_url)})") from exc
     last_success: dict[str, datetime] = {}
     for policy in selected:
         if policy.source_repository not in last_updated:
