@@ -51,6 +51,12 @@ def register(secret: SecretStr | str | None) -> None:
             _registered.add(value)
 
 
+def forget_registered() -> None:
+    """Drop every secret `register()` remembered (one CLI run is one process; tests are not)."""
+    with _lock:
+        _registered.clear()
+
+
 def known_secrets() -> set[str]:
     wanted = {name.upper() for name in SECRET_ENV_VARS}
     from_env = {value for name, value in os.environ.items() if name.upper() in wanted and value}

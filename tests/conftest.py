@@ -46,3 +46,13 @@ def _no_network():
     socket.socket.connect = _loopback_only_connect
     yield
     socket.socket.connect = _real_connect
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets():
+    """Secrets a client registered for masking belong to that test only: a password such as
+    'wrong' registered by one test would otherwise mask that word in every later test."""
+    yield
+    from harborops.redact import forget_registered
+
+    forget_registered()

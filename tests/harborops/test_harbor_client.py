@@ -308,3 +308,16 @@ def test_a_password_given_to_the_client_is_masked_in_every_error_harbor_echoes_i
                           get_attempts=1) as client, pytest.raises(HarborError) as caught:
             client.current_user()
         assert password not in str(caught.value) and "bad login admin:***" in str(caught.value)
+
+
+def test_a_secret_registered_in_one_test_is_forgotten_by_the_next_part1() -> None:
+    from harborops.redact import redact, register
+
+    register("wrong")
+    assert redact("the wrong password") == "the *** password"
+
+
+def test_a_secret_registered_in_one_test_is_forgotten_by_the_next_part2() -> None:
+    from harborops.redact import redact
+
+    assert redact("the wrong password") == "the wrong password"
