@@ -116,6 +116,10 @@ def _utc_if_naive(value: datetime | None) -> datetime | None:
 
 
 HarborTime = Annotated[datetime | None, BeforeValidator(_zero_time_is_none), AfterValidator(_utc_if_naive)]
+# Free text Harbor writes (status_text, descriptions) may quote what it was sent or
+# what an upstream answered, a password included: masked here, where it enters, so
+# no command can print it unmasked.
+ServerText = Annotated[str, AfterValidator(redact)]
 
 
 class _Model(BaseModel):
@@ -134,7 +138,7 @@ class ReplicationPolicy(_Model):
     id: int
     name: str
     enabled: bool = True
-    description: str = ""
+    description: ServerText = ""
     filters: Annotated[list[ReplicationFilter], BeforeValidator(_none_is_empty)] = Field(default_factory=list)
     creation_time: HarborTime = None
     update_time: HarborTime = None
@@ -144,7 +148,7 @@ class ReplicationExecution(_Model):
     id: int
     policy_id: int
     status: str
-    status_text: str = ""
+    status_text: ServerText = ""
     trigger: str = ""
     start_time: HarborTime = None
     end_time: HarborTime = None
@@ -361,8 +365,8 @@ class HarborClient:
                 for t in self._paginate(f"/replication/executions/{execution_id}/tasks", params)]
 
     def get_task_log(self, execution_id: int, task_id: int) -> str:
-        """The task's job log, plain text (where Docker Hub's 429 texts show up)."""
-        return self._get(f"/replication/executions/{execution_id}/tasks/{task_id}/log").text
+        """The task's job log, plain text (where Docker Hub's 429 texts show up), secrets masked."""
+        return redact(self._get(f"/replication/executions/{execution_id}/tasks/{task_id}/log").text)
 
     # ---------------------------------------------------------------- artifacts
 

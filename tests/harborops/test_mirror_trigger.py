@@ -555,3 +555,34 @@ def test_harbor_going_down_mid_run_is_one_line_exit_1_and_keeps_what_finished(
     assert err.count("\n") == 1 and "cannot reach Harbor" in err and f"state saved to {state}" in err
     recorded = json.loads(state.read_text())["sites"][env.url]["rules"]
     assert {name: r["status"] for name, r in recorded.items()} == {"mirror-dockerhub-alpine": "Succeed"}
+
+
+ECHOED = "SECRETechoPW_44"
+
+
+@pytest.fixture
+def echoing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """An emulator whose password a failed task's log quotes back (an upstream's error echoing it)."""
+    with HarborEmulator(password=ECHOED) as emulator:
+        monkeypatch.setenv("HARBOR_URL", emulator.url)
+        monkeypatch.setenv("HARBOR_USERNAME", "admin")
+        monkeypatch.setenv("HARBOR_PASSWORD", ECHOED)
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+        monkeypatch.setenv("COLUMNS", "200")
+        monkeypatch.setattr(mirror, "make_clock", lambda: EmulatorClock(emulator.clock))
+        emulator.add_policy("mirror-dockerhub-bad", fail_text=f"{{ts}} [ERROR] auth failed for {ECHOED} on upstream\n")
+        yield emulator
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_failed_rule_reason_never_shows_a_password_harbor_echoes(
+    echoing: HarborEmulator, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    code, out, err = run(capsys, "--only", "bad", *FAST, *(["--json"] if as_json else []))
+
+    assert code == 1
+    assert ECHOED not in out + err
+    if as_json:
+        assert by_name(out)["mirror-dockerhub-bad"]["message"] == "auth failed for *** on upstream"
+    else:
+        assert "auth failed for *** on upstream" in out

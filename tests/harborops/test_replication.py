@@ -192,3 +192,28 @@ def test_watch_table_shows_every_column_at_80_columns(
 
     assert code == 0 and max(map(len, out.splitlines())) <= 80
     assert "Pending" in out and "InProgress" in out and "manual" in out and "0/0/3/0/3" in out
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_status_never_shows_a_password_harbor_echoes_in_status_text(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    secret = "SECRETechoPW_44"
+    with HarborEmulator(password=secret) as emulator:
+        monkeypatch.setenv("HARBOR_URL", emulator.url)
+        monkeypatch.setenv("HARBOR_USERNAME", "admin")
+        monkeypatch.setenv("HARBOR_PASSWORD", secret)
+        monkeypatch.setenv("COLUMNS", "200")
+        policy = emulator.add_policy("mirror-dockerhub-bad", task_seconds=1)
+        execution_id = emulator.start_execution(policy.id)
+        emulator.clock.advance(30)
+        emulator.execution(execution_id)  # settle it
+        with emulator._lock:
+            emulator._executions[execution_id].status_text = f"auth failed for {secret} on upstream"
+
+        code, out, err = run(capsys, "replication", "status", "--all", *(["--json"] if as_json else []))
+
+    assert code == 0, err
+    assert secret not in out + err
+    if as_json:
+        assert json.loads(out)[0]["status_text"] == "auth failed for *** on upstream"
