@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -101,6 +102,22 @@ def _run_pulumi(stack: str) -> tuple[str, str]:
     return done.stdout, f"pulumi stack {stack}"
 
 
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Not the offending bytes: the text may hold secrets.
+        raise StackOutputsError(f"{where}: not valid JSON (not UTF-8 text)") from None
+
+
+def _read_stdin() -> str:
+    """stdin as UTF-8, the same check as for --from FILE (a text-only stream is read as is)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:
+        return sys.stdin.read()
+    return _decode(buffer.read(), "stdin")
+
+
 def _read_source(source: str | None, stack: str | None, site: Site) -> tuple[str, str]:
     """Return (raw JSON text, a description of where it came from)."""
     if source is not None and stack is not None:
@@ -108,16 +125,17 @@ def _read_source(source: str | None, stack: str | None, site: Site) -> tuple[str
     if stack is not None:
         return _run_pulumi(stack)
     if source == "-":
-        return sys.stdin.read(), "stdin"
+        return _read_stdin(), "stdin"
     if source is not None:
         if not source.strip():
             raise UsageError("--from: must not be empty (a file, or - for stdin)")
         try:
-            return Path(source).read_text(encoding="utf-8"), source
+            data = Path(source).read_bytes()
         except OSError as exc:
             raise UsageError(f"--from: cannot read {source}: {exc.strerror or exc}") from exc
+        return _decode(data, source), source
     if not sys.stdin.isatty():
-        return sys.stdin.read(), "stdin"
+        return _read_stdin(), "stdin"
     raise UsageError(
         f"no stack outputs: pass --stack {site.value} to run pulumi, --from FILE, or pipe "
         f"`pulumi stack output --json --show-secrets --stack {site.value}` in"
@@ -207,10 +225,39 @@ def output_path(raw: str) -> Path:
     path = Path(raw)
     if path.is_dir() or raw.endswith(("/", os.sep)):
         raise UsageError(f"--output: {raw} is a directory; give a file such as {Path(raw, 'secrets')}")
+    link = raw if path.is_symlink() else None
+    if link is not None:
+        path = path.resolve()  # the file the link points to is replaced; the link stays
+    refuse_non_regular(path, link)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"--output: directory {directory} does not exist")
     return path
+
+
+def refuse_non_regular(path: Path, link: str | None = None) -> None:
+    """An existing ``--output`` must be a regular file; ``link`` is the symlink given, if any.
+
+    The file is replaced by a rename, so a FIFO, socket or device node (``/dev/null``!)
+    would itself be replaced by a regular file holding the secrets.
+    """
+    via = f" (the target of symlink {link})" if link is not None else ""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if link is not None:
+            raise UsageError(f"--output: {path}{via} does not exist; give a regular file") from None
+        return
+    except OSError as exc:
+        raise UsageError(f"--output: cannot use {path}{via}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a FIFO" if stat.S_ISFIFO(mode)
+            else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file"
+        )
+        raise UsageError(f"--output: {path}{via} is {kind}, not a regular file; give a file such as .kamal/secrets")
 
 
 def write_private_file(path: Path, text: str) -> None:
@@ -229,7 +276,11 @@ def write_private_file(path: Path, text: str) -> None:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
+        refuse_non_regular(path)  # again: it may have changed while pulumi ran
         os.replace(temporary, path)
+    except UsageError:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
         raise HarborOpsError(f"--output: cannot write {path}: {exc.strerror or exc}") from exc
@@ -256,15 +307,17 @@ def secrets(
     password_var: PasswordVarOption = DEFAULT_PASSWORD_VAR,
     var: Annotated[
         list[str] | None,
-        typer.Option("--var", help="Extra NAME=outputName line, repeatable, e.g. CI_REGISTRY_PASSWORD=ciRegistryPassword."),
+        typer.Option("--var", help="Extra NAME=output line, repeatable, e.g. CI_PW=ciRegistryPassword."),
     ] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write here (mode 0600) instead of stdout.")] = None,
+    output: Annotated[str | None, typer.Option(
+            "--output", "-o",
+            help="Write here (mode 0600) instead of stdout; an existing target must be a regular file (a symlink is followed).",
+        )] = None,
     force_tty: Annotated[bool, typer.Option("--force-tty", help="Print secrets even when stdout is a terminal.")] = False,
 ) -> None:
     """Print the .kamal/secrets lines for a site's registry.
 
-    Input: --stack NAME runs pulumi; --from FILE (or - for stdin) reads JSON; with
-    neither, stdin is read if it is not a terminal. pulumi never runs without --stack.
+    Input: --stack NAME runs pulumi; --from FILE (or - for stdin) reads JSON; with neither, stdin is read if it is not a terminal. pulumi never runs without --stack.
 
     Example: harborops kamal secrets --site iad --stack iad -o .kamal/secrets
     """
@@ -290,8 +343,7 @@ def registry(
 ) -> None:
     """Print the registry: block for config/deploy.yml (the password is a secret reference).
 
-    The login is written as it is; the password names the variable `secrets` writes.
-    Input as for `secrets`: --stack NAME, --from FILE or -, or piped stdin.
+    The login is written as it is; the password names the variable `secrets` writes. Input as for `secrets`: --stack NAME, --from FILE or -, or piped stdin.
 
     Example: harborops kamal registry --site iad --stack iad
     """

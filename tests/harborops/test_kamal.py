@@ -175,6 +175,68 @@ def test_output_into_a_missing_directory_is_misuse(capsys, monkeypatch, no_pulum
     assert "--output: directory" in err
 
 
+@pytest.mark.parametrize("via_symlink", [False, True], ids=["fifo", "symlink-to-fifo"])
+def test_output_that_is_not_a_regular_file_is_misuse_and_left_alone(capsys, monkeypatch, no_pulumi, tmp_path, via_symlink):
+    # A rename over a FIFO or device node (think -o /dev/null) would replace it with the secrets.
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    target = fifo
+    if via_symlink:
+        target = tmp_path / "link"
+        target.symlink_to(fifo)
+    code, out, err = run(capsys, monkeypatch, "secrets", "--from", str(CHI), "-o", str(target))
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [
+        f"error: --output: {fifo}{f' (the target of symlink {target})' if via_symlink else ''} is a FIFO, "
+        "not a regular file; give a file such as .kamal/secrets"
+    ]
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert target.is_symlink() == via_symlink
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["empty-bin", "ff"] + (["link"] if via_symlink else []))
+
+
+def test_output_through_a_symlink_replaces_the_file_it_points_to(capsys, monkeypatch, no_pulumi, tmp_path):
+    real = tmp_path / "real-secrets"
+    real.write_text("OLD=1\n")
+    link = tmp_path / "secrets"
+    link.symlink_to(real)
+    code, _, err = run(capsys, monkeypatch, "secrets", "--from", str(CHI), "-o", str(link))
+    assert code == 0, err
+    assert link.is_symlink()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o600
+    assert "KAMAL_REGISTRY_PASSWORD=" in real.read_text()
+
+
+def test_output_through_a_dangling_symlink_is_misuse(capsys, monkeypatch, no_pulumi, tmp_path):
+    link = tmp_path / "secrets"
+    link.symlink_to(tmp_path / "gone")
+    code, _, err = run(capsys, monkeypatch, "secrets", "--from", str(CHI), "-o", str(link))
+    assert code == 2
+    assert err.startswith("error: --output: ") and "does not exist" in err
+    assert not (tmp_path / "gone").exists()
+
+
+@pytest.mark.parametrize("command", ["secrets", "registry"])
+def test_from_a_file_that_is_not_utf8_is_one_line(capsys, monkeypatch, no_pulumi, tmp_path, command):
+    bad = tmp_path / "j"
+    bad.write_bytes(b"\xff{}")
+    code, out, err = run(capsys, monkeypatch, command, "--from", str(bad))
+    assert code == 1  # as for stdin that is not JSON
+    assert out == ""
+    assert err.strip().splitlines() == [f"error: {bad}: not valid JSON (not UTF-8 text)"]
+
+
+def test_stdin_that_is_not_utf8_is_one_line(no_pulumi):
+    done = subprocess.run(
+        [sys.executable, "-m", "harborops", "kamal", "secrets", "--from", "-"],
+        cwd=REPO_ROOT, input=b"\xff{}", capture_output=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONIOENCODING": "utf-8"},
+    )
+    assert done.returncode == 1
+    assert done.stderr.decode().strip().splitlines() == ["error: stdin: not valid JSON (not UTF-8 text)"]
+
+
 def run_on_a_terminal(*argv: str) -> tuple[int, str]:
     """Run the CLI as a user would at a terminal: stdout is a real pty."""
     leader, follower = pty.openpty()
