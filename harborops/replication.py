@@ -26,7 +26,7 @@ from rich.text import Text
 
 from harborops.clients.harbor import HarborClient, HarborError, ReplicationExecution
 from harborops.redact import redact
-from harborops.settings import TimeoutOption, UrlOption, UsernameOption, resolve_connection
+from harborops.settings import SecondsOption, TimeoutOption, UrlOption, UsernameOption, resolve_connection
 
 app = typer.Typer(no_args_is_help=True, help="Replication executions: status now, or watched live.")
 
@@ -236,8 +236,8 @@ def watch_view(snapshot: WatchSnapshot, *, long_after: int, workers: int) -> Gro
 def watch(
     url: UrlOption = None,
     username: UsernameOption = None,
-    interval: Annotated[float, typer.Option("--interval", min=MIN_INTERVAL,
-                                            help="Seconds between refreshes (at least 1).")] = 10.0,
+    interval: Annotated[float, SecondsOption("--interval", "Seconds between refreshes (1 to 3600).",
+                                             min=MIN_INTERVAL)] = 10.0,
     long_after: Annotated[int, typer.Option("--long-after", min=1,
                                             help="Flag executions running longer than this many minutes.")] = 60,
     workers: Annotated[int, typer.Option("--workers", min=1,

@@ -10,9 +10,10 @@ HARBOR_USERNAME and say so when only HARBOR_USER is set.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
@@ -32,9 +33,24 @@ UsernameOption = Annotated[
     typer.Option("--username", "-u", show_default=False,
                  help="Harbor user (env: HARBOR_USERNAME). The password is read from HARBOR_PASSWORD only."),
 ]
+MAX_SECONDS = 3600.0  # the most any seconds flag accepts: beyond, time arithmetic overflows (inf, 1e12)
+
+
+def finite_seconds(value: float | None) -> float | None:
+    """A typer callback for a seconds flag: NaN passes click's range check, so refuse it here."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of seconds")
+    return value
+
+
+def SecondsOption(flag: str, help: str, *, min: float) -> Any:  # noqa: A002, N802 (typer's own names)
+    """A seconds flag bounded to [min, MAX_SECONDS] and finite: a bad value is one error line, exit 2."""
+    return typer.Option(flag, min=min, max=MAX_SECONDS, callback=finite_seconds, help=help)
+
+
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, help="Seconds to wait for each Harbor answer."),
+    SecondsOption("--timeout", "Seconds to wait for each Harbor answer (0.1 to 3600).", min=0.1),
 ]
 
 
