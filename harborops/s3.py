@@ -529,12 +529,14 @@ def render_excess(findings: list[dict[str, str]]) -> None:
 def verify(
     bucket: Annotated[str, typer.Option("--bucket", help="The bucket Harbor stores blobs in.")],
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="S3 endpoint URL; omit for AWS.")] = None,
-    region: Annotated[str, typer.Option("--region")] = "us-east-1",
+    region: Annotated[
+        str, typer.Option("--region", help="Signing region; on AWS, the bucket's region.")
+    ] = "us-east-1",
     path_style: Annotated[
         bool | None,
         typer.Option("--path-style/--virtual-hosted", help="Addressing; default path style for custom endpoints."),
     ] = None,
-    profile: Annotated[str | None, typer.Option("--profile", help="Named AWS profile (else AWS_* env vars).")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="Named AWS profile (else AWS_PROFILE or AWS_* keys).")] = None,
     also_report_excess: Annotated[
         bool, typer.Option("--also-report-excess", help="Also flag permissions Harbor does not need.")
     ] = False,
@@ -542,8 +544,7 @@ def verify(
 ) -> None:
     """Perform Harbor's S3 operations under a scratch prefix and report each IAM action.
 
-    Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --profile, never flags.
-    Exit code 0 only if all eight actions are allowed and nothing was left behind.
+    Credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, --profile or AWS_PROFILE, never flags. Exit code 0 only if all eight actions are allowed and nothing was left behind.
 
     Example: harborops s3 verify --endpoint https://s3.chi.example --bucket harbor-chi --json
     """

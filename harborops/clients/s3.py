@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -190,13 +191,25 @@ def _config_file_error(exc: ConfigParseError) -> S3SetupError:
     return S3SetupError(f"cannot parse {path}: check its [section] headers and key = value lines")
 
 
+def _profile_origin(target: S3Target) -> tuple[str, str | None]:
+    """Where the profile comes from (``--profile`` or the variable botocore reads) and its name."""
+    if target.profile is not None:
+        return "--profile", target.profile
+    for variable in ("AWS_DEFAULT_PROFILE", "AWS_PROFILE"):  # botocore's order
+        if os.environ.get(variable):
+            return variable, os.environ[variable]
+    return "--profile", None
+
+
 def _session(target: S3Target) -> boto3.Session:
     # boto3's own credential chain rather than pydantic-settings: AWS_* variables,
     # AWS_PROFILE, --profile, SSO and web identity then work exactly as users expect.
+    origin, profile = _profile_origin(target)
     try:
         session = boto3.Session(profile_name=target.profile, region_name=target.region)
     except ProfileNotFound as exc:
-        raise S3SetupError(f"--profile: no AWS profile named {target.profile!r}") from exc
+        name = exc.kwargs.get("profile") or profile
+        raise S3SetupError(f"{origin}: no AWS profile named {name!r}") from exc
     except ConfigParseError as exc:
         raise _config_file_error(exc) from exc
     try:
@@ -205,9 +218,9 @@ def _session(target: S3Target) -> boto3.Session:
         raise _config_file_error(exc) from exc
     except (PartialCredentialsError, BotoCoreError) as exc:
         raise S3SetupError(f"AWS credentials are incomplete: {type(exc).__name__}") from exc
-    if credentials is None and target.profile is not None:
+    if credentials is None and profile is not None:
         raise S3SetupError(
-            f"--profile {target.profile}: the profile has no credentials "
+            f"{origin} {profile}: the profile has no credentials "
             "(aws_access_key_id/aws_secret_access_key, sso_* or credential_process)"
         )
     if credentials is None:

@@ -532,6 +532,28 @@ def test_a_profile_without_keys_says_so(capsys, monkeypatch, moto, tmp_path):
     ]
 
 
+@pytest.mark.parametrize("variable", ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])
+def test_an_unknown_profile_from_the_environment_names_the_variable(capsys, monkeypatch, moto, variable):
+    monkeypatch.setenv(variable, "zzz")
+    code, out, err = run_once(capsys, "--endpoint", moto.endpoint, "--bucket", BUCKET)
+    assert code == 2
+    assert out == ""
+    assert err.strip().splitlines() == [f"error: {variable}: no AWS profile named 'zzz'"]
+
+
+def test_a_profile_from_the_environment_without_keys_names_the_variable(capsys, monkeypatch, moto, tmp_path):
+    config = tmp_path / "config"
+    config.write_text("[profile p1]\nregion = us-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "p1")
+    code, _, err = run_once(capsys, "--endpoint", moto.endpoint, "--bucket", BUCKET)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "error: AWS_PROFILE p1: the profile has no credentials "
+        "(aws_access_key_id/aws_secret_access_key, sso_* or credential_process)"
+    ]
+
+
 def test_a_missing_bucket_is_one_line_not_a_table(capsys, monkeypatch, moto):
     code, out, err = run(capsys, monkeypatch, moto, moto.admin, "--bucket", "nosuchbucket")
     assert code == 1
