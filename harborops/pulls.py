@@ -893,8 +893,8 @@ def draw_plot(path: Path, current: Collector, baseline: Collector | None) -> Non
 
 @app.command()
 def report(
-    logs: Annotated[list[str] | None, typer.Argument(metavar="LOG...", help="Kamal logs (plain or .gz); '-' or none for stdin.", show_default=False)] = None,
-    by: Annotated[list[GroupBy] | None, typer.Option("--by", help="Group statistics by this; repeat to combine (default: repository).", show_default=False)] = None,
+    logs: Annotated[list[str] | None, typer.Argument(metavar="LOG", help="Kamal logs (plain or .gz); '-' or none for stdin.", show_default=False)] = None,
+    by: Annotated[list[GroupBy] | None, typer.Option("--by", metavar="FIELD", help="Group statistics by host, registry, image or repository; repeat to combine (default: repository).", show_default=False)] = None,
     baseline: Annotated[list[str] | None, typer.Option("--baseline", metavar="LOG", help="Logs from before the change; repeat for several.", show_default=False)] = None,
     host: Annotated[list[str] | None, typer.Option("--host", metavar="GLOB", help="Only hosts matching this glob; repeatable.", show_default=False)] = None,
     registry: Annotated[list[str] | None, typer.Option("--registry", metavar="GLOB", help="Only registries matching this glob; repeatable.", show_default=False)] = None,
