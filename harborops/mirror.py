@@ -161,8 +161,9 @@ def trigger(
 ) -> None:
     """Start the selected mirror rules, at most --max-in-flight at once, pausing on Docker Hub 429s.
 
-    Exit code 1 when any rule ended Failed or Stopped (someone stopped it in Harbor), 130 after
-    Ctrl-C (state saved first). After exit 1 or 130 a re-run resumes; after exit 0 it starts over.
+    Exit code 1 when any rule ended Failed or Stopped (someone stopped it in Harbor), 130 after Ctrl-C (state saved first). After exit 1 or 130 a re-run resumes; after exit 0 it starts over.
+
+    The state file defaults to $XDG_STATE_HOME/harborops/mirror-trigger.json (~/.local/state/harborops/mirror-trigger.json when XDG_STATE_HOME is unset). --only-changed reads DOCKERHUB_USERNAME and DOCKERHUB_TOKEN, and DOCKERHUB_BASE_URL (default https://hub.docker.com) for a Docker Hub mirror or a test.
 
     Example: harborops mirror trigger --range a-d --max-in-flight 3 --json
     """
