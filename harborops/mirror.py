@@ -58,6 +58,7 @@ from harborops.mirror_scheduler import (
     StartRefused,
 )
 from harborops.settings import TimeoutOption, UrlOption, UsernameOption, resolve_connection
+from harborops.urls import http_url_problem
 
 app = typer.Typer(no_args_is_help=True, help="Trigger the Docker Hub mirror rules, paced against the rate limit.")
 err = Console(stderr=True, highlight=False)
@@ -222,6 +223,9 @@ def _dockerhub_settings() -> DockerHubSettings:
     settings = DockerHubSettings()
     if not settings.username or settings.token is None or not settings.token.get_secret_value():
         raise UsageError("--only-changed needs Docker Hub credentials: set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN")
+    problem = http_url_problem(settings.base_url, credentials_in="DOCKERHUB_USERNAME / DOCKERHUB_TOKEN")
+    if problem:  # up front, not an httpx traceback once Harbor has been asked
+        raise UsageError(f"DOCKERHUB_BASE_URL: {problem}")
     return settings
 
 

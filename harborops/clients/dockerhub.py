@@ -51,6 +51,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from harborops.errors import HarborOpsError, UsageError
+from harborops.urls import http_url_problem
 
 log = logging.getLogger(__name__)
 
@@ -223,8 +224,9 @@ class DockerHubClient:
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise DockerHubUsageError(f"Docker Hub base URL must start with http:// or https://, got {base_url!r}")
+        problem = http_url_problem(base_url, credentials_in="DOCKERHUB_USERNAME / DOCKERHUB_TOKEN")
+        if problem:
+            raise DockerHubUsageError(f"Docker Hub base URL (DOCKERHUB_BASE_URL): {problem}")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise DockerHubUsageError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
         if max_concurrency < 1 or max_attempts < 1:

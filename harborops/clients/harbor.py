@@ -36,6 +36,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from harborops.errors import HarborOpsError, UsageError
 from harborops.redact import redact, register
+from harborops.urls import http_url_problem
 
 API_PATH = "/api/v2.0"
 PAGE_SIZE = 100  # Harbor's maximum page_size; 101 answers 422
@@ -208,11 +209,10 @@ def normalize_base_url(url: str, *, flag: str = "--url/HARBOR_URL") -> str:
     is not echoed when it holds credentials.
     """
     raw = url.strip()
+    problem = http_url_problem(raw, credentials_in="HARBOR_USERNAME / HARBOR_PASSWORD")
+    if problem:
+        raise UsageError(f"{flag}: {problem}")
     parts = urlsplit(raw)
-    if parts.username is not None or parts.password is not None:
-        raise UsageError(f"{flag}: put credentials in HARBOR_USERNAME / HARBOR_PASSWORD, not in the URL")
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{flag}: {raw!r} is not an http(s) URL such as https://registry.example.com")
     path = parts.path.rstrip("/")
     if path.endswith(API_PATH):
         path = path[: -len(API_PATH)]
