@@ -154,7 +154,7 @@ def _check_projects_exist(wanted: list[str], known: set[str], left: HarborClient
 
 
 def drift_table(diff: SiteDiff) -> Table:
-    table = Table(pad_edge=False)
+    table = Table()
     table.add_column("Drift")
     table.add_column("Repository", no_wrap=True)
     table.add_column("Tag", no_wrap=True)
@@ -181,9 +181,11 @@ CREDENTIALS_HELP = (
 
 @app.command(epilog=CREDENTIALS_HELP)
 def diff(
-    left_url: Annotated[str, typer.Argument(help="First site, e.g. https://harbor.chi.example.com",
+    # metavar: click's own errors ("Missing argument") then use the names our errors use
+    left_url: Annotated[str, typer.Argument(metavar="LEFT_URL", help="First site, e.g. https://harbor.chi.example.com",
                                             show_default=False)],
-    right_url: Annotated[str, typer.Argument(help="Second site, e.g. https://harbor.iad.example.com",
+    right_url: Annotated[str, typer.Argument(metavar="RIGHT_URL",
+                                             help="Second site, e.g. https://harbor.iad.example.com",
                                              show_default=False)],
     project: Annotated[list[str] | None, typer.Option("--project", "-p",
                                                       help="Only this project (repeatable); it must exist on at "

@@ -187,3 +187,26 @@ def test_a_project_only_one_site_has_is_drift_even_when_empty(
     assert "project missing on right" in out and "chi-only/" in out and "1 projects on one site only" in out
     report = json.loads(json_out)
     assert (report["projects_missing_on_left"], report["projects_missing_on_right"]) == ([], ["chi-only"])
+
+
+def test_table_cells_are_padded_from_the_border(
+    chi: HarborEmulator, iad: HarborEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chi.add_artifact("yourorg/app", ["1.0"])
+    iad.add_project("yourorg")
+
+    code, out, _ = run(capsys, "sites", "diff", chi.url, iad.url)
+
+    assert code == 1
+    assert "┃ Drift" in out and "│ missing on right" in out
+
+
+@pytest.mark.parametrize("argv", [["http://127.0.0.1:1"], ["http://127.0.0.1:1", ""]], ids=["missing", "empty"])
+def test_the_second_url_has_one_name_in_every_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    monkeypatch.delenv("HARBOR_RIGHT_URL", raising=False)
+
+    code, _, err = run(capsys, "sites", "diff", *argv)
+
+    assert code == 2 and "RIGHT_URL" in err and "right_url" not in err
