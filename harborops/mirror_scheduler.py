@@ -424,7 +424,8 @@ class Pacer:
         else:
             result.status = RuleStatus.FAILED
             result.message = (
-                f"rate-limited {used + 1} times; gave up (--rate-limit-retries {self._config.rate_limit_retries})"
+                f"rate-limited {used + 1} time{'s' if used else ''}; gave up "
+                f"(--rate-limit-retries {self._config.rate_limit_retries})"
             )
         self._on_update(result)
 

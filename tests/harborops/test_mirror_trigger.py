@@ -137,6 +137,18 @@ def test_a_rule_rate_limited_past_the_bound_fails_with_exit_1(
     assert "rate-limited 3 times" in row["message"]
 
 
+def test_a_rule_rate_limited_once_with_no_retries_says_once_in_the_table(
+    env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env.add_policy("mirror-dockerhub-alpine")
+    env.set_rate_limit(starts=0, window=3600)
+
+    code, out, _ = run(capsys, *FAST, "--rate-limit-retries", "0", "--state-file", str(tmp_path / "s.json"))
+
+    assert code == 1
+    assert "rate-limited 1 time;" in out and "1 times" not in out
+
+
 def test_other_failures_are_not_retried_unless_asked_and_odd_results_are_named(
     env: HarborEmulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
