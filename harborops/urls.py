@@ -23,7 +23,8 @@ def http_url_problem(url: str, *, credentials_in: str = "the environment") -> st
     The URL is quoted in the answer only when it holds no credentials (no "@" before the path).
     """
     raw = url.strip()
-    if "@" in raw.partition("://")[2].partition("/")[0]:  # user[:password]@host, before any parsing can fail
+    authority = raw.split("://", 1)[-1].split("/", 1)[0]  # also without a scheme: "user:pw@host"
+    if "@" in authority:  # user[:password]@host, before any parsing can fail
         return f"put credentials in {credentials_in}, not in the URL"
     shown = repr(raw)
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in raw):

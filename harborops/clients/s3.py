@@ -38,6 +38,7 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from harborops.urls import http_url_problem
 from harborops.errors import HarborOpsError, UsageError
 
 #: S3 error codes that mean "these credentials are not accepted at all". Continuing
@@ -129,25 +130,10 @@ def normalize_endpoint(url: str, *, flag: str = "--endpoint") -> str:
     AWS_* variables or a profile, and the URL ends up in reports and logs.
     """
     raw = url.strip()
-    example = "such as https://s3.chi.example.com"
-    authority = raw.split("://", 1)[-1].split("/", 1)[0]
-    if "@" in authority:  # checked before parsing, so a URL that fails to parse is not echoed either
-        raise UsageError(
-            f"{flag}: put credentials in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile, not in the URL"
-        )
-    try:
-        parts = urlsplit(raw)
-        hostname = parts.hostname
-    except ValueError as exc:  # e.g. "Invalid IPv6 URL" for http://[::1
-        raise UsageError(f"{flag}: {raw!r} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not hostname:
-        raise UsageError(f"{flag}: {raw!r} is not an http(s) URL {example}")
-    try:
-        port = parts.port  # None when absent; ValueError above 65535 or not a number
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        raise UsageError(f"{flag}: {raw!r}: the port must be a number from 1 to 65535")
+    problem = http_url_problem(raw, credentials_in="AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or --profile")
+    if problem is not None:
+        raise UsageError(f"{flag}: {problem}")
+    parts = urlsplit(raw)
     if parts.query or parts.fragment:
         raise UsageError(f"{flag}: {raw!r}: an S3 endpoint URL has no query or fragment")
     return raw.rstrip("/")

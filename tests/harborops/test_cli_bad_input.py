@@ -71,7 +71,8 @@ def test_a_malformed_sites_diff_argument_is_misuse_naming_it(
 
 
 @pytest.mark.parametrize("url", ["http://admin:pw-in-url-9@[::1", "http://admin:pw-in-url-9@h:99999",
-                                 "https://admin:pw-in-url-9@harbor.example.com"])
+                                 "https://admin:pw-in-url-9@harbor.example.com",
+                                 "admin:pw-in-url-9@harbor.example.com"])  # no scheme: still credentials
 def test_credentials_in_a_url_are_refused_and_never_echoed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], url: str
 ) -> None:
