@@ -49,6 +49,8 @@ from pulumi.runtime.proto import provider_pb2_grpc
 PROVIDER_KEY = "__provider"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _T = TypeVar("_T")
+#: The URN every request names: the host only echoes it back in errors.
+_URN = "urn:pulumi:test::harbor-platform::pulumi-python:dynamic:Resource::r"
 
 _DIFF_NAMES = {
     proto.DiffResponse.DIFF_UNKNOWN: "DIFF_UNKNOWN",
@@ -217,7 +219,7 @@ class DynamicProviderHost:
 
     def check(self, provider: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> dict[str, Any]:
         request = proto.CheckRequest(
-            urn="urn:pulumi:test::harbor-platform::pulumi-python:dynamic:Resource::r",
+            urn=_URN,
             olds=_to_struct(self._with_provider(provider, olds) if olds else {}),
             news=_to_struct(self._with_provider(provider, news)),
         )
@@ -230,7 +232,7 @@ class DynamicProviderHost:
     def diff(self, provider: str, id_: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> dict[str, Any]:
         request = proto.DiffRequest(
             id=id_,
-            urn="urn:pulumi:test::harbor-platform::pulumi-python:dynamic:Resource::r",
+            urn=_URN,
             olds=_to_struct(self._with_provider(provider, olds)),
             news=_to_struct(self._with_provider(provider, news)),
         )
@@ -243,7 +245,7 @@ class DynamicProviderHost:
 
     def create(self, provider: str, props: Mapping[str, Any]) -> dict[str, Any]:
         request = proto.CreateRequest(
-            urn="urn:pulumi:test::harbor-platform::pulumi-python:dynamic:Resource::r",
+            urn=_URN,
             properties=_to_struct(self._with_provider(provider, props)),
         )
         response = self._call("Create", request)
@@ -252,7 +254,7 @@ class DynamicProviderHost:
     def read(self, provider: str, id_: str, props: Mapping[str, Any]) -> dict[str, Any]:
         request = proto.ReadRequest(
             id=id_,
-            urn="urn:pulumi:test::harbor-platform::pulumi-python:dynamic:Resource::r",
+            urn=_URN,
             properties=_to_struct(self._with_provider(provider, props)),
         )
         response = self._call("Read", request)
@@ -264,7 +266,7 @@ class DynamicProviderHost:
     def update(self, provider: str, id_: str, olds: Mapping[str, Any], news: Mapping[str, Any]) -> dict[str, Any]:
         request = proto.UpdateRequest(
             id=id_,
-            urn="urn:pulumi:test::harbor-platform::pulumi-python:dynamic:Resource::r",
+            urn=_URN,
             olds=_to_struct(self._with_provider(provider, olds)),
             news=_to_struct(self._with_provider(provider, news)),
         )
@@ -274,7 +276,7 @@ class DynamicProviderHost:
     def delete(self, provider: str, id_: str, props: Mapping[str, Any]) -> None:
         request = proto.DeleteRequest(
             id=id_,
-            urn="urn:pulumi:test::harbor-platform::pulumi-python:dynamic:Resource::r",
+            urn=_URN,
             properties=_to_struct(self._with_provider(provider, props)),
         )
         self._call("Delete", request)
